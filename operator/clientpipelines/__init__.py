@@ -1,0 +1,1 @@
+"""Client onboarding as code: the ClientPipeline operator and its pipeline runner."""

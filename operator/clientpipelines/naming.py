@@ -1,0 +1,114 @@
+"""The naming contract: every name derived from a client id, in one place.
+
+The operator and the pipeline runner both import this module, so the connector,
+topics, slot, catalogs, branch and CronJob they each touch can never disagree.
+A client id is the ClientPipeline's name: a DNS-1123 label (lower-case letters,
+digits, '-'), short enough that every derived name fits its system's limit.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+# The tightest limit among the derived names: a CronJob's name may have at most
+# 52 characters (the controller appends an 11-character suffix to name its Jobs,
+# which must stay within 63), and the CronJob is "<id>-pipeline".
+CRONJOB_SUFFIX = "-pipeline"
+MAX_CLIENT_ID_LENGTH = 52 - len(CRONJOB_SUFFIX)  # 43
+
+CLIENT_ID_PATTERN = r"^[a-z]([-a-z0-9]*[a-z0-9])?$"
+_CLIENT_ID_RE = re.compile(CLIENT_ID_PATTERN)
+
+# The platform's catalog: Iceberg on the Nessie branch analysts read.
+LAKE_CATALOG = "lake"
+MAIN_BRANCH = "main"
+
+
+class InvalidClientId(ValueError):
+    """A client id that would break one of the derived names."""
+
+
+def validate_client_id(client_id: str) -> str:
+    """Return `client_id` unchanged, or raise InvalidClientId saying what is wrong."""
+    if not client_id:
+        raise InvalidClientId("client id is empty")
+    if len(client_id) > MAX_CLIENT_ID_LENGTH:
+        raise InvalidClientId(
+            f"client id {client_id!r} has {len(client_id)} characters; at most "
+            f"{MAX_CLIENT_ID_LENGTH} fit every derived name (the CronJob "
+            f"'<id>{CRONJOB_SUFFIX}' may have 52)"
+        )
+    if not _CLIENT_ID_RE.match(client_id):
+        raise InvalidClientId(
+            f"client id {client_id!r} must be a DNS-1123 label starting with a letter: "
+            "lower-case letters, digits and '-', not ending with '-'"
+        )
+    return client_id
+
+
+def sql_identifier(client_id: str) -> str:
+    """The client id as a SQL identifier: '-' becomes '_' (acme-health -> acme_health)."""
+    return validate_client_id(client_id).replace("-", "_")
+
+
+@dataclass(frozen=True)
+class ClientNames:
+    """Every name derived from one client id (see DESIGN.md, "Naming contract")."""
+
+    client_id: str
+
+    def __post_init__(self) -> None:
+        validate_client_id(self.client_id)
+
+    @property
+    def sql(self) -> str:
+        return sql_identifier(self.client_id)
+
+    # Kafka Connect / Debezium
+    @property
+    def connector(self) -> str:
+        return f"{self.client_id}-cdc"
+
+    @property
+    def topic_prefix(self) -> str:
+        return self.client_id
+
+    def topic(self, schema: str, table: str) -> str:
+        return f"{self.topic_prefix}.{schema}.{table}"
+
+    # Client Postgres
+    @property
+    def replication_slot(self) -> str:
+        return f"{self.sql}_cdc"
+
+    @property
+    def publication(self) -> str:
+        return f"{self.sql}_cdc"
+
+    # Trino
+    @property
+    def source_catalog(self) -> str:
+        return f"{self.sql}_src"
+
+    @property
+    def cdc_catalog(self) -> str:
+        return f"{self.sql}_cdc"
+
+    @property
+    def staging_catalog(self) -> str:
+        return f"{self.sql}_staging"
+
+    @property
+    def lake_schema(self) -> str:
+        return self.sql
+
+    # Nessie
+    @property
+    def staging_branch(self) -> str:
+        return f"{self.client_id}-staging"
+
+    # Kubernetes
+    @property
+    def cronjob(self) -> str:
+        return f"{self.client_id}{CRONJOB_SUFFIX}"

@@ -1,0 +1,48 @@
+"""Shared fixtures and the test tiers.
+
+A test's tier follows its folder: tests/unit -> `unit`, tests/integration ->
+`integration`, tests/acceptance -> `acceptance`. `pytest -m unit` runs in seconds.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from devstack.controlplane import ControlPlane
+from kubernetes import client, config
+
+TIERS = ("unit", "integration", "acceptance")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        parts = Path(str(item.fspath)).parts
+        for tier in TIERS:
+            if tier in parts:
+                item.add_marker(getattr(pytest.mark, tier))
+
+
+@pytest.fixture(scope="session")
+def control_plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ControlPlane]:
+    """A fresh real control plane (etcd, kube-apiserver, kube-controller-manager) per session.
+
+    Its processes die with the test run even if pytest is killed.
+    """
+    cp = ControlPlane(tmp_path_factory.mktemp("controlplane"), die_with_parent=True)
+    try:
+        cp.start()
+        yield cp
+    finally:
+        cp.stop()
+
+
+@pytest.fixture(scope="session")
+def kube_api(control_plane: ControlPlane) -> Iterator[client.ApiClient]:
+    """A kubernetes.client.ApiClient authenticated as the control plane's admin."""
+    api = config.new_client_from_config(config_file=str(control_plane.kubeconfig))
+    try:
+        yield api
+    finally:
+        api.close()

@@ -1,0 +1,140 @@
+"""A throwaway certificate authority for the local control plane.
+
+The API server runs with real authentication: clients present certificates signed
+by this CA, and RBAC decides what their user and groups may do.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import ipaddress
+from dataclasses import dataclass
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+_VALIDITY = dt.timedelta(days=365)
+
+
+@dataclass(frozen=True)
+class KeyPair:
+    cert: Path
+    key: Path
+
+
+def _write_key(key: ec.EllipticCurvePrivateKey, path: Path) -> None:
+    path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    path.chmod(0o600)
+
+
+def _name(common_name: str, organization: str | None = None) -> x509.Name:
+    attrs = [x509.NameAttribute(NameOID.COMMON_NAME, common_name)]
+    if organization:
+        attrs.append(x509.NameAttribute(NameOID.ORGANIZATION_NAME, organization))
+    return x509.Name(attrs)
+
+
+class CertificateAuthority:
+    """A CA kept in `directory`, issuing server and client certificates."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        directory.mkdir(parents=True, exist_ok=True)
+        self.pair = KeyPair(directory / "ca.crt", directory / "ca.key")
+        if self.pair.cert.exists() and self.pair.key.exists():
+            key = serialization.load_pem_private_key(self.pair.key.read_bytes(), None)
+            assert isinstance(key, ec.EllipticCurvePrivateKey)
+            self._key = key
+            self._cert = x509.load_pem_x509_certificate(self.pair.cert.read_bytes())
+            return
+        self._key = ec.generate_private_key(ec.SECP256R1())
+        now = dt.datetime.now(dt.UTC)
+        subject = _name("clientpipelines-local-ca")
+        self._cert = (
+            x509.CertificateBuilder()
+            .subject_name(subject)
+            .issuer_name(subject)
+            .public_key(self._key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - dt.timedelta(minutes=5))
+            .not_valid_after(now + _VALIDITY)
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .add_extension(
+                x509.KeyUsage(
+                    digital_signature=True,
+                    key_cert_sign=True,
+                    crl_sign=True,
+                    content_commitment=False,
+                    key_encipherment=False,
+                    data_encipherment=False,
+                    key_agreement=False,
+                    encipher_only=False,
+                    decipher_only=False,
+                ),
+                critical=True,
+            )
+            .sign(self._key, hashes.SHA256())
+        )
+        _write_key(self._key, self.pair.key)
+        self.pair.cert.write_bytes(self._cert.public_bytes(serialization.Encoding.PEM))
+
+    def issue(
+        self,
+        name: str,
+        *,
+        common_name: str,
+        organization: str | None = None,
+        server: bool = False,
+    ) -> KeyPair:
+        """Issue `<name>.crt`/`<name>.key`; a server certificate is valid for loopback."""
+        pair = KeyPair(self.directory / f"{name}.crt", self.directory / f"{name}.key")
+        if pair.cert.exists() and pair.key.exists():
+            return pair
+        key = ec.generate_private_key(ec.SECP256R1())
+        now = dt.datetime.now(dt.UTC)
+        usage = ExtendedKeyUsageOID.SERVER_AUTH if server else ExtendedKeyUsageOID.CLIENT_AUTH
+        builder = (
+            x509.CertificateBuilder()
+            .subject_name(_name(common_name, organization))
+            .issuer_name(self._cert.subject)
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - dt.timedelta(minutes=5))
+            .not_valid_after(now + _VALIDITY)
+            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+            .add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
+        )
+        if server:
+            builder = builder.add_extension(
+                x509.SubjectAlternativeName(
+                    [
+                        x509.DNSName("localhost"),
+                        x509.DNSName("kubernetes.default.svc"),
+                        x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
+                        # The first address of the service range: the in-cluster
+                        # `kubernetes` Service.
+                        x509.IPAddress(ipaddress.ip_address("10.0.0.1")),
+                    ]
+                ),
+                critical=False,
+            )
+        cert = builder.sign(self._key, hashes.SHA256())
+        _write_key(key, pair.key)
+        pair.cert.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+        return pair
+
+
+def write_service_account_key(path: Path) -> Path:
+    """The key the API server signs and verifies service-account tokens with."""
+    if not path.exists():
+        _write_key(ec.generate_private_key(ec.SECP256R1()), path)
+    return path
