@@ -20,7 +20,7 @@ import yaml
 
 from devstack import binaries, procs
 from devstack.paths import run_root
-from devstack.pki import CertificateAuthority, KeyPair, write_service_account_key
+from devstack.pki import CertificateAuthority, KeyPair, write_service_account_keys
 
 # Controller names as kube-controller-manager --controllers spells them.
 CONTROLLERS = (
@@ -104,7 +104,7 @@ class ControlPlane:
         serving = ca.issue("apiserver", common_name="kube-apiserver", server=True)
         admin = ca.issue("admin", common_name="admin", organization="system:masters")
         kcm = ca.issue("controller-manager", common_name="system:kube-controller-manager")
-        sa_key = write_service_account_key(self._pki / "service-account.key")
+        sa_keys = write_service_account_keys(self._pki)
         self._write_kubeconfig(self.kubeconfig, ca.pair.cert, admin, "admin")
         kcm_kubeconfig = self._write_kubeconfig(
             self.directory / "controller-manager.kubeconfig",
@@ -148,11 +148,10 @@ class ControlPlane:
                 f"--client-ca-file={ca.pair.cert}",
                 "--authorization-mode=RBAC",
                 "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
-                f"--service-account-key-file={sa_key}",
-                f"--service-account-signing-key-file={sa_key}",
+                f"--service-account-key-file={sa_keys.cert}",
+                f"--service-account-signing-key-file={sa_keys.key}",
                 f"--service-cluster-ip-range={SERVICE_CIDR}",
                 "--allow-privileged=true",
-                "--v=1",
             ],
             health=self.is_ready,
             timeout=timeout,
@@ -166,8 +165,9 @@ class ControlPlane:
                 "--leader-elect=false",
                 # Nothing scrapes its metrics here; 0 turns the HTTPS endpoint off.
                 "--secure-port=0",
-                "--use-service-account-credentials=false",
-                "--v=1",
+                # Each controller acts as its own ServiceAccount with the bootstrap RBAC
+                # roles (system:controller:*), as in a production cluster.
+                "--use-service-account-credentials=true",
             ],
             health=self._controller_manager_started,
             timeout=timeout,
@@ -218,10 +218,10 @@ class ControlPlane:
         )
 
     def _controller_manager_started(self) -> bool:
-        # With --secure-port=0 it has no health endpoint; it logs this once its
-        # informers are synced and controllers run.
+        # With --secure-port=0 it has no health endpoint; it logs each controller
+        # it starts, so wait until every one we asked for is running.
         text = self.log("kube-controller-manager").read_text(errors="replace")
-        return "Started controller" in text or "Starting controller" in text
+        return all(f'"Started controller" controller="{c}"' in text for c in CONTROLLERS)
 
     def _ssl_context(self) -> ssl.SSLContext:
         ctx = ssl.create_default_context(cafile=str(self._pki / "ca.crt"))

@@ -133,8 +133,19 @@ class CertificateAuthority:
         return pair
 
 
-def write_service_account_key(path: Path) -> Path:
-    """The key the API server signs and verifies service-account tokens with."""
-    if not path.exists():
-        _write_key(ec.generate_private_key(ec.SECP256R1()), path)
-    return path
+def write_service_account_keys(directory: Path) -> KeyPair:
+    """The key pair the API server signs (private) and verifies (public) tokens with.
+
+    `cert` holds the public key here: kube-apiserver reads public keys from
+    --service-account-key-file and refuses a PKCS#8 private key there.
+    """
+    pair = KeyPair(directory / "service-account.pub", directory / "service-account.key")
+    if not (pair.key.exists() and pair.cert.exists()):
+        key = ec.generate_private_key(ec.SECP256R1())
+        _write_key(key, pair.key)
+        pair.cert.write_bytes(
+            key.public_key().public_bytes(
+                serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+            )
+        )
+    return pair
