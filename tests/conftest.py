@@ -10,8 +10,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from devstack.controlplane import ControlPlane
 from kubernetes import client, config
+
+from devstack.controlplane import ControlPlane
 
 TIERS = ("unit", "integration", "acceptance")
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from devstack.docker import docker_engine_available
 
 pytestmark = pytest.mark.skipif(

@@ -11,10 +11,11 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from devstack.binaries import KUBERNETES_VERSION
-from devstack.controlplane import ControlPlane
 from kubernetes import client
 from kubernetes.client.rest import ApiException
+
+from devstack.binaries import KUBERNETES_VERSION
+from devstack.controlplane import ControlPlane
 
 GROUP = "probe.clientpipelines.test"
 

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from kubernetes import client, config
+
 from devstack import procs
 from devstack.controlplane import ControlPlane
-from kubernetes import client, config
 
 
 def test_stop_leaves_no_process_and_restart_keeps_data(tmp_path: Path) -> None:
