@@ -1,4 +1,4 @@
-"""`devstack`: build and run the local control plane (and, later, the platform stack)."""
+"""`devstack`: build and run the local control plane and the platform stack."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ import time
 
 from devstack import binaries
 from devstack.controlplane import ControlPlane, default_directory
-from devstack.procs import StartupError
+from devstack.procs import StartupError, tail
+from devstack.stack import SERVICES, Stack, endpoints_json
 
 
 def _cluster_up(_: argparse.Namespace) -> int:
@@ -43,6 +44,53 @@ def _cluster_status(_: argparse.Namespace) -> int:
     return 0 if ready else 3
 
 
+def _stack_up(_: argparse.Namespace) -> int:
+    stack = Stack()
+    took = stack.up()
+    print(f"platform stack ready in {took:.1f}s", file=sys.stderr)
+    _print_status(stack)
+    return 0
+
+
+def _stack_down(args: argparse.Namespace) -> int:
+    stack = Stack()
+    stopped = stack.down(wipe=args.wipe)
+    print(f"stopped: {', '.join(stopped) or 'nothing was running'}", file=sys.stderr)
+    if args.wipe:
+        print(f"wiped {stack.directory}", file=sys.stderr)
+    return 0
+
+
+def _print_status(stack: Stack) -> bool:
+    rows = stack.status()
+    print(f"{'service':<10} {'state':<9} {'port':>6} {'pid':>8}  {'version':<14} log")
+    for r in rows:
+        print(
+            f"{r['service']:<10} {r['state']:<9} {r['port']:>6} {r['pid'] or '-':>8}  "
+            f"{r['version'] or '-':<14} {r['log']}"
+        )
+    return all(r["state"] == "up" for r in rows)
+
+
+def _stack_status(_: argparse.Namespace) -> int:
+    return 0 if _print_status(Stack()) else 3
+
+
+def _stack_logs(args: argparse.Namespace) -> int:
+    stack = Stack()
+    services = [args.service] if args.service else list(SERVICES)
+    for service in services:
+        print(f"== {service}: {stack.log(service)}")
+        if args.service:
+            print(tail(stack.log(service), args.lines))
+    return 0
+
+
+def _stack_endpoints(_: argparse.Namespace) -> int:
+    print(endpoints_json(Stack()))
+    return 0
+
+
 def _build(_: argparse.Namespace) -> int:
     started = time.monotonic()
     for name, path in binaries.ensure_all().items():
@@ -67,6 +115,24 @@ def main(argv: list[str] | None = None) -> int:
     down.set_defaults(func=_cluster_down)
     csub.add_parser("status", help="each component's PID and /readyz").set_defaults(
         func=_cluster_status
+    )
+    stack = sub.add_parser("stack", help="the local platform services")
+    ssub = stack.add_subparsers(dest="action", required=True)
+    ssub.add_parser("up", help="start (or reuse) every service and wait for health").set_defaults(
+        func=_stack_up
+    )
+    sdown = ssub.add_parser("down", help="stop every service; data is kept unless --wipe")
+    sdown.add_argument("--wipe", action="store_true", help="also delete the services' data")
+    sdown.set_defaults(func=_stack_down)
+    ssub.add_parser("status", help="each service: state, port, PID, version").set_defaults(
+        func=_stack_status
+    )
+    slogs = ssub.add_parser("logs", help="where the logs are; with a service, its tail")
+    slogs.add_argument("service", nargs="?", choices=SERVICES)
+    slogs.add_argument("-n", "--lines", type=int, default=40)
+    slogs.set_defaults(func=_stack_logs)
+    ssub.add_parser("endpoints", help="URLs and ports as JSON (no secrets)").set_defaults(
+        func=_stack_endpoints
     )
     args = parser.parse_args(argv)
     try:
