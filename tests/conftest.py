@@ -12,7 +12,9 @@ from pathlib import Path
 import pytest
 from kubernetes import client, config
 
+from clientpipelines.clients.trino import TrinoClient
 from devstack.controlplane import ControlPlane
+from devstack.stack import Endpoints, Stack
 
 TIERS = ("unit", "integration", "acceptance")
 
@@ -47,3 +49,30 @@ def kube_api(control_plane: ControlPlane) -> Iterator[client.ApiClient]:
         yield api
     finally:
         api.close()
+
+
+@pytest.fixture(scope="session")
+def platform() -> Iterator[Stack]:
+    """The local platform stack, started once per session or reused if already running.
+
+    A stack this fixture started is stopped at the end (its data is kept); one that
+    was already running is left running.
+    """
+    stack = Stack()
+    was_running = set(stack.running())
+    stack.up(progress=False)
+    try:
+        yield stack
+    finally:
+        if not was_running:
+            stack.down()
+
+
+@pytest.fixture(scope="session")
+def endpoints(platform: Stack) -> Endpoints:
+    return platform.endpoints()
+
+
+@pytest.fixture(scope="session")
+def trino_client(endpoints: Endpoints) -> TrinoClient:
+    return TrinoClient(endpoints.trino_host, endpoints.trino_port)

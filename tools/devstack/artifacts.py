@@ -7,6 +7,7 @@ a mirror configured in the user's Maven settings is honoured.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import subprocess
@@ -23,12 +24,13 @@ TRINO_VERSION = "476"
 KAFKA_VERSION = "4.1.1"
 DEBEZIUM_VERSION = "3.6.1.Final"
 NESSIE_VERSION = "0.99.0"
-S3PROXY_VERSION = "2.6.0"
+S3PROXY_VERSION = "3.1.0"
 LOG4J_VERSION = "2.24.3"
 
 # Only the connectors the product uses: each removed plugin saves Trino start time
 # and memory (the full tarball carries ~60).
-TRINO_PLUGINS = ("iceberg", "kafka", "postgresql")
+# geospatial provides the Geometry type that the postgresql connector binds at load.
+TRINO_PLUGINS = ("geospatial", "iceberg", "kafka", "postgresql")
 
 
 @dataclass(frozen=True)
@@ -94,7 +96,9 @@ def _staging(final: Path) -> Path:
 
 def trino_home() -> Path:
     """trino-server unpacked, with only TRINO_PLUGINS."""
-    final = cache_root() / "services" / f"trino-server-{TRINO_VERSION}"
+    # The plugin set is part of the key: changing it unpacks anew.
+    plugins_key = hashlib.sha256(",".join(TRINO_PLUGINS).encode()).hexdigest()[:8]
+    final = cache_root() / "services" / f"trino-server-{TRINO_VERSION}-{plugins_key}"
     if _done(final):
         return final
     tarball = _fetch("io.trino", "trino-server", TRINO_VERSION, "tar.gz")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import shutil
 import sys
 import time
@@ -10,6 +11,7 @@ import time
 from devstack import binaries
 from devstack.controlplane import ControlPlane, default_directory
 from devstack.procs import StartupError, tail
+from devstack.sampledata import SampleData
 from devstack.stack import SERVICES, Stack, endpoints_json
 
 
@@ -91,6 +93,25 @@ def _stack_endpoints(_: argparse.Namespace) -> int:
     return 0
 
 
+def _seed(args: argparse.Namespace) -> int:
+    data = SampleData()
+    for client in args.client:
+        started = time.monotonic()
+        src = data.create(client, rows=args.rows, seed=args.seed, replace=args.replace)
+        print(
+            f"{client}: database {src.database} on {src.host}:{src.port} "
+            f"(user {src.username}) ready in {time.monotonic() - started:.1f}s",
+            file=sys.stderr,
+        )
+    return 0
+
+
+def _changes(args: argparse.Namespace) -> int:
+    done = SampleData().apply_changes(args.client, count=args.count, seed=args.seed)
+    print(json.dumps({"client": args.client, **done}))
+    return 0
+
+
 def _build(_: argparse.Namespace) -> int:
     started = time.monotonic()
     for name, path in binaries.ensure_all().items():
@@ -134,6 +155,17 @@ def main(argv: list[str] | None = None) -> int:
     ssub.add_parser("endpoints", help="URLs and ports as JSON (no secrets)").set_defaults(
         func=_stack_endpoints
     )
+    seed = sub.add_parser("seed", help="create clients' source databases with sample OMOP data")
+    seed.add_argument("--client", action="append", required=True, help="client id (repeatable)")
+    seed.add_argument("--rows", type=int, default=2000, help="providers (care sites: rows/10)")
+    seed.add_argument("--seed", type=int, default=42)
+    seed.add_argument("--replace", action="store_true", help="drop and recreate the database")
+    seed.set_defaults(func=_seed)
+    changes = sub.add_parser("changes", help="apply inserts, updates and deletes to a client")
+    changes.add_argument("--client", required=True)
+    changes.add_argument("--count", type=int, default=100)
+    changes.add_argument("--seed", type=int, default=7)
+    changes.set_defaults(func=_changes)
     args = parser.parse_args(argv)
     try:
         return int(args.func(args))

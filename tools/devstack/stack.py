@@ -216,6 +216,14 @@ class Stack:
                 shutil.rmtree(self._postgres_root, ignore_errors=True)
         return stopped
 
+    def running(self) -> list[str]:
+        """The services whose process is alive."""
+        return [s for s in SERVICES if procs.read_pid(self._pidfile(s)) is not None]
+
+    def stop_service(self, service: str) -> bool:
+        """Stop one service (e.g. to test that it heals); `up` starts it again."""
+        return procs.stop(self._pidfile(service), timeout=30)
+
     def status(self) -> list[dict[str, Any]]:
         """One row per service: state, port, PID, version, log."""
         ep = self.endpoints()
@@ -341,6 +349,9 @@ class Stack:
             {
                 "s3proxy.endpoint": ep.s3_endpoint,
                 "s3proxy.authorization": "aws-v2-or-v4",
+                # Recent AWS SDKs (Trino's) send x-amz-optional-object-attributes on
+                # ListObjectsV2, which s3proxy otherwise rejects.
+                "s3proxy.ignore-unknown-headers": "true",
                 "s3proxy.identity": ep.s3_access_key,
                 "s3proxy.credential": ep.s3_secret_key,
                 "jclouds.provider": "filesystem-nio2",
@@ -491,7 +502,11 @@ class Stack:
         catalogs.mkdir(parents=True, exist_ok=True)
         # The platform's own catalog; clients' catalogs are created at run time
         # (CREATE CATALOG) and land in the same folder, so they survive restarts.
-        _write(catalogs / "lake.properties", lake_catalog_properties(ep), private=True)
+        _write(
+            catalogs / "lake.properties",
+            {"connector.name": "iceberg", **lake_catalog_properties(ep)},
+            private=True,
+        )
         # Trino reads the catalog store's settings from etc/catalog-store.properties
         # relative to its working directory, so it runs in its data folder.
         _write(data / "etc" / "catalog-store.properties", {"catalog.config-dir": str(catalogs)})
@@ -507,6 +522,8 @@ class Stack:
                 "catalog.management": "dynamic",
                 "catalog.store": "file",
                 "plugin.dir": str(arts.trino_home / "plugin"),
+                # Trino stops writing to stdout once started; its server log goes here.
+                "log.path": str(self._logs / "trino-server.log"),
                 "query.max-memory": "2GB",
                 "query.max-memory-per-node": "1536MB",
                 # Two cores: fewer threads than Trino's defaults, which assume a server.
@@ -569,9 +586,11 @@ class Stack:
 
 
 def lake_catalog_properties(ep: Endpoints, *, ref: str = "main") -> dict[str, str]:
-    """An Iceberg catalog on Nessie `ref` with its files in the S3 warehouse."""
+    """Properties of an Iceberg catalog on Nessie `ref`, files in the S3 warehouse.
+
+    Without `connector.name`: CREATE CATALOG names the connector in USING.
+    """
     return {
-        "connector.name": "iceberg",
         "iceberg.catalog.type": "nessie",
         "iceberg.nessie-catalog.uri": ep.nessie_url,
         "iceberg.nessie-catalog.ref": ref,

@@ -1,0 +1,89 @@
+"""Kafka Connect's REST API: connectors, their config, state and tasks."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from clientpipelines.clients._http import RestClient
+
+
+@dataclass(frozen=True)
+class TaskState:
+    id: int
+    state: str  # RUNNING, FAILED, PAUSED, UNASSIGNED
+    trace: str | None = None
+
+
+@dataclass(frozen=True)
+class ConnectorStatus:
+    name: str
+    state: str  # RUNNING, FAILED, PAUSED, STOPPED, UNASSIGNED, RESTARTING
+    tasks: list[TaskState] = field(default_factory=list)
+
+    @property
+    def failed_tasks(self) -> list[TaskState]:
+        return [t for t in self.tasks if t.state == "FAILED"]
+
+    @classmethod
+    def from_json(cls, body: dict[str, Any]) -> ConnectorStatus:
+        return cls(
+            name=body["name"],
+            state=body["connector"]["state"],
+            tasks=[
+                TaskState(id=int(t["id"]), state=t["state"], trace=t.get("trace"))
+                for t in body.get("tasks", [])
+            ],
+        )
+
+
+class KafkaConnectClient(RestClient):
+    service = "kafka-connect"
+
+    def version(self) -> str:
+        return str(self.request("GET", "/").json()["version"])
+
+    def connectors(self) -> list[str]:
+        return list(self.request("GET", "/connectors").json())
+
+    def get_config(self, name: str) -> dict[str, str] | None:
+        """The connector's config, or None if there is no such connector."""
+        resp = self.request("GET", f"/connectors/{name}/config", allow=(404,))
+        if resp.status_code == 404:
+            return None
+        return {k: str(v) for k, v in resp.json().items()}
+
+    def put_config(self, name: str, config: dict[str, str]) -> None:
+        """Create or update the connector (PUT is an upsert in Connect's API)."""
+        self.request("PUT", f"/connectors/{name}/config", json=config)
+
+    def status(self, name: str) -> ConnectorStatus | None:
+        resp = self.request("GET", f"/connectors/{name}/status", allow=(404,))
+        if resp.status_code == 404:
+            return None
+        return ConnectorStatus.from_json(resp.json())
+
+    def delete(self, name: str) -> bool:
+        """Delete the connector; False if it was already gone."""
+        resp = self.request("DELETE", f"/connectors/{name}", allow=(404,))
+        return resp.status_code != 404
+
+    def pause(self, name: str) -> None:
+        self.request("PUT", f"/connectors/{name}/pause")
+
+    def resume(self, name: str) -> None:
+        self.request("PUT", f"/connectors/{name}/resume")
+
+    def restart_failed(self, name: str) -> None:
+        """Restart the connector and only its failed tasks."""
+        self.request(
+            "POST",
+            f"/connectors/{name}/restart",
+            params={"includeTasks": "true", "onlyFailed": "true"},
+        )
+
+    def topics(self, name: str) -> list[str]:
+        resp = self.request("GET", f"/connectors/{name}/topics", allow=(404,))
+        if resp.status_code == 404:
+            return []
+        return list(resp.json().get(name, {}).get("topics", []))
