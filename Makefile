@@ -8,7 +8,8 @@ export PATH := $(HOME)/.local/bin:$(PATH)
 UV := uv
 RUN := $(UV) run --frozen
 
-.PHONY: help setup build demo test test-unit lint cluster-up cluster-down cluster-status clean-cache
+.PHONY: help setup build demo test test-unit lint cluster-up cluster-down cluster-status \
+	stack-up stack-down stack-status stack-logs seed
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -20,8 +21,11 @@ setup: ## install uv (if missing) and the locked Python environment
 build: setup ## build etcd, kube-apiserver, kube-controller-manager, kubectl, helm (cached)
 	@$(RUN) devstack build
 
-demo: build ## start the local control plane and print how to reach it
+demo: build ## start the control plane and the platform stack, seed a demo client
 	@$(RUN) devstack cluster up
+	@$(RUN) devstack stack up
+	@$(RUN) devstack seed --client acme-health
+	@echo "Next: export the KUBECONFIG above; 'make stack-status' lists every service."
 
 cluster-up: build ## start (or reuse) the local control plane; prints the KUBECONFIG to export
 	@$(RUN) devstack cluster up
@@ -31,6 +35,21 @@ cluster-down: setup ## stop the local control plane (data kept; WIPE=1 deletes i
 
 cluster-status: setup ## PIDs, logs and readiness of the local control plane
 	@$(RUN) devstack cluster status
+
+stack-up: setup ## start (or reuse) the platform services and wait until healthy
+	@$(RUN) devstack stack up
+
+stack-down: setup ## stop the platform services (data kept; WIPE=1 deletes it)
+	@$(RUN) devstack stack down $(if $(WIPE),--wipe)
+
+stack-status: setup ## each service: state, port, PID, memory, version, log
+	@$(RUN) devstack stack status
+
+stack-logs: setup ## where the logs are (SERVICE=trino shows its tail)
+	@$(RUN) devstack stack logs $(SERVICE)
+
+seed: setup ## sample OMOP data for CLIENT (default acme-health), ROWS providers
+	@$(RUN) devstack seed --client $(or $(CLIENT),acme-health) --rows $(or $(ROWS),2000)
 
 lint: setup ## ruff and mypy
 	@$(RUN) ruff check .

@@ -8,7 +8,7 @@ import shutil
 import sys
 import time
 
-from devstack import binaries
+from devstack import artifacts, binaries
 from devstack.controlplane import ControlPlane, default_directory
 from devstack.procs import StartupError, tail
 from devstack.sampledata import SampleData
@@ -65,12 +65,14 @@ def _stack_down(args: argparse.Namespace) -> int:
 
 def _print_status(stack: Stack) -> bool:
     rows = stack.status()
-    print(f"{'service':<10} {'state':<9} {'port':>6} {'pid':>8}  {'version':<14} log")
+    print(f"{'service':<10} {'state':<9} {'port':>6} {'pid':>8} {'RSS MB':>7}  {'version':<8} log")
     for r in rows:
+        version = str(r["version"] or "-").split(" ")[0]
         print(
-            f"{r['service']:<10} {r['state']:<9} {r['port']:>6} {r['pid'] or '-':>8}  "
-            f"{r['version'] or '-':<14} {r['log']}"
+            f"{r['service']:<10} {r['state']:<9} {r['port']:>6} {r['pid'] or '-':>8} "
+            f"{r['rss_mb']:>7}  {version:<8} {r['log']}"
         )
+    print(f"{'total':<10} {'':<9} {'':>6} {'':>8} {sum(r['rss_mb'] for r in rows):>7}")
     return all(r["state"] == "up" for r in rows)
 
 
@@ -116,6 +118,8 @@ def _build(_: argparse.Namespace) -> int:
     started = time.monotonic()
     for name, path in binaries.ensure_all().items():
         print(f"{name:<24} {path}")
+    for name, path in vars(artifacts.ensure_all()).items():
+        print(f"{name:<24} {path}")
     print(f"binaries ready in {time.monotonic() - started:.1f}s", file=sys.stderr)
     return 0
 
@@ -124,7 +128,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="devstack", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser(
-        "build", help="build the control-plane binaries (cached by version)"
+        "build", help="build the control plane and fetch the platform services (cached by version)"
     ).set_defaults(func=_build)
     cluster = sub.add_parser("cluster", help="the local Kubernetes control plane")
     csub = cluster.add_subparsers(dest="action", required=True)

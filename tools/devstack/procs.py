@@ -130,6 +130,21 @@ def _reap(pid: int) -> None:
         os.waitpid(pid, os.WNOHANG)
 
 
+def group_rss_bytes(pid: int) -> int:
+    """Resident memory of every process in `pid`'s process group (the service and its children)."""
+    page = os.sysconf("SC_PAGE_SIZE")
+    total = 0
+    for stat_file in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat_file.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        # fields[0] is the state (3rd field of /proc/PID/stat); pgrp is the 5th, rss the 24th.
+        if int(fields[2]) == pid:
+            total += int(fields[21]) * page
+    return total
+
+
 def tail(log: Path, lines: int = 30) -> str:
     try:
         text = log.read_text(errors="replace")

@@ -253,6 +253,7 @@ class Stack:
                     "port": port,
                     "pid": pid,
                     "version": version,
+                    "rss_mb": round(procs.group_rss_bytes(pid) / 2**20) if pid else 0,
                     "log": str(self.log(service)),
                 }
             )
