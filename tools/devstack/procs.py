@@ -97,13 +97,13 @@ def pid_alive(pid: int) -> bool:
     return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
-def stop(pidfile: Path, *, timeout: float = 20.0) -> bool:
-    """Stop the process group recorded in `pidfile`: SIGTERM, then SIGKILL. True if it ran."""
+def stop(pidfile: Path, *, timeout: float = 20.0, sig: signal.Signals = signal.SIGTERM) -> bool:
+    """Stop the process group recorded in `pidfile`: `sig`, then SIGKILL. True if it ran."""
     pid = read_pid(pidfile)
     if pid is None:
         pidfile.unlink(missing_ok=True)
         return False
-    _signal_group(pid, signal.SIGTERM)
+    _signal_group(pid, sig)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline and pid_alive(pid):
         _reap(pid)

@@ -17,6 +17,7 @@ import os
 import pwd
 import secrets
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -209,7 +210,7 @@ class Stack:
 
     def down(self, *, wipe: bool = False) -> list[str]:
         """Stop every service (Trino first, Postgres last); with `wipe`, delete the data."""
-        stopped = [s for s in reversed(SERVICES) if procs.stop(self._pidfile(s), timeout=30)]
+        stopped = [s for s in reversed(SERVICES) if self.stop_service(s)]
         if wipe:
             shutil.rmtree(self.directory, ignore_errors=True)
             if os.geteuid() == 0:
@@ -222,7 +223,10 @@ class Stack:
 
     def stop_service(self, service: str) -> bool:
         """Stop one service (e.g. to test that it heals); `up` starts it again."""
-        return procs.stop(self._pidfile(service), timeout=30)
+        # SIGTERM asks Postgres for a "smart" shutdown that waits for every client
+        # to disconnect; SIGINT is the fast one that still checkpoints cleanly.
+        sig = signal.SIGINT if service == "postgres" else signal.SIGTERM
+        return procs.stop(self._pidfile(service), timeout=30, sig=sig)
 
     def status(self) -> list[dict[str, Any]]:
         """One row per service: state, port, PID, version, log."""
