@@ -50,6 +50,9 @@ DEFAULT_PORTS = {
     "trino": 58080,
 }
 
+LAKE_S3_ACCESS_KEY_ENV = "LAKE_S3_ACCESS_KEY"
+LAKE_S3_SECRET_KEY_ENV = "LAKE_S3_SECRET_KEY"  # noqa: S105 - a variable's name
+
 SERVICES = ("postgres", "s3proxy", "nessie", "kafka", "connect", "trino")
 
 
@@ -90,6 +93,7 @@ class Plan:
     argv: list[str]
     health: Callable[[], bool]
     cwd: Path | None = None
+    env: dict[str, str] | None = None
 
 
 def _ports() -> dict[str, int]:
@@ -192,7 +196,13 @@ class Stack:
                 if procs.read_pid(pidfile) is None:
                     if progress:
                         _say(f"starting {service}")
-                    procs.spawn(plan.argv, log=self.log(service), pidfile=pidfile, cwd=plan.cwd)
+                    procs.spawn(
+                        plan.argv,
+                        log=self.log(service),
+                        pidfile=pidfile,
+                        cwd=plan.cwd,
+                        env=plan.env,
+                    )
                 waiting.append((service, plan.health))
             for service, health in waiting:
                 took = procs.wait_healthy(
@@ -562,7 +572,14 @@ class Stack:
             info = _http_json(f"{ep.trino_url}/v1/info")
             return info.get("starting") is False
 
-        return Plan(argv, healthy, cwd=data)
+        # The S3 keys reach Trino as environment variables that catalogs name as
+        # ${ENV:...}: no CREATE CATALOG text (query history, web UI) ever holds them.
+        env = {
+            **os.environ,
+            LAKE_S3_ACCESS_KEY_ENV: ep.s3_access_key,
+            LAKE_S3_SECRET_KEY_ENV: ep.s3_secret_key,
+        }
+        return Plan(argv, healthy, cwd=data, env=env)
 
     def _post_start(self, ep: Endpoints) -> None:
         """Nothing to do yet: every service creates its own state on first start."""
@@ -604,8 +621,8 @@ def lake_catalog_properties(ep: Endpoints, *, ref: str = "main") -> dict[str, st
         "s3.endpoint": ep.s3_endpoint,
         "s3.region": ep.s3_region,
         "s3.path-style-access": "true",
-        "s3.aws-access-key": ep.s3_access_key,
-        "s3.aws-secret-key": ep.s3_secret_key,
+        "s3.aws-access-key": f"${{ENV:{LAKE_S3_ACCESS_KEY_ENV}}}",
+        "s3.aws-secret-key": f"${{ENV:{LAKE_S3_SECRET_KEY_ENV}}}",
     }
 
 

@@ -1,0 +1,92 @@
+"""The client's source Postgres: the replication slot and publication the CDC path owns."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import psycopg
+from psycopg import sql
+
+from clientpipelines.clients.errors import ServiceError, ServiceUnavailable
+
+
+@dataclass(frozen=True)
+class PostgresLogin:
+    host: str
+    port: int
+    database: str
+    username: str
+    password: str
+    sslmode: str = "require"
+
+
+class SourcePostgres:
+    service = "postgres"
+
+    def __init__(self, login: PostgresLogin, *, connect_timeout: int = 5) -> None:
+        self.login = login
+        self.connect_timeout = connect_timeout
+
+    def _connect(self) -> psycopg.Connection[tuple[object, ...]]:
+        try:
+            return psycopg.connect(
+                host=self.login.host,
+                port=self.login.port,
+                dbname=self.login.database,
+                user=self.login.username,
+                password=self.login.password,
+                sslmode=self.login.sslmode,
+                connect_timeout=self.connect_timeout,
+                autocommit=True,
+            )
+        except psycopg.OperationalError as exc:
+            # The message may quote the DSN; report the class of failure only.
+            raise ServiceUnavailable(self.service, f"cannot connect: {type(exc).__name__}") from exc
+
+    def slot_active(self, slot: str) -> bool | None:
+        """None if the slot does not exist, else whether a walsender holds it."""
+        with self._connect() as conn:
+            row = conn.execute(
+                "select active from pg_replication_slots where slot_name = %s", (slot,)
+            ).fetchone()
+        return None if row is None else bool(row[0])
+
+    def drop_slot(self, slot: str, *, wait: float = 30.0) -> bool:
+        """Drop the slot once no connector holds it; False if it did not exist."""
+        deadline = time.monotonic() + wait
+        while True:
+            active = self.slot_active(slot)
+            if active is None:
+                return False
+            if not active:
+                break
+            if time.monotonic() > deadline:
+                raise ServiceError(self.service, f"replication slot {slot} is still in use")
+            time.sleep(0.5)
+        with self._connect() as conn:
+            try:
+                conn.execute("select pg_drop_replication_slot(%s)", (slot,))
+            except psycopg.errors.UndefinedObject:
+                return False
+        return True
+
+    def drop_publication(self, publication: str) -> bool:
+        with self._connect() as conn:
+            exists = conn.execute(
+                "select 1 from pg_publication where pubname = %s", (publication,)
+            ).fetchone()
+            if not exists:
+                return False
+            conn.execute(
+                sql.SQL("drop publication if exists {}").format(sql.Identifier(publication))
+            )
+        return True
+
+    def publication_exists(self, publication: str) -> bool:
+        with self._connect() as conn:
+            return bool(
+                conn.execute(
+                    "select 1 from pg_publication where pubname = %s", (publication,)
+                ).fetchone()
+            )

@@ -1,0 +1,1 @@
+"""The kopf operator that makes the real systems match each ClientPipeline."""

@@ -1,0 +1,356 @@
+"""Pure functions: the desired state of every part, built from a ClientPipeline.
+
+Nothing here does I/O; the `ensure_*` functions in `parts.py` compare these with
+the live systems and write only on a difference.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from clientpipelines.naming import ClientNames
+from clientpipelines.operator.settings import Settings
+
+GROUP = "pipelines.promptly.io"
+VERSION = "v1alpha1"
+PLURAL = "clientpipelines"
+KIND = "ClientPipeline"
+
+LABEL_CLIENT = f"{GROUP}/client"
+LABEL_MANAGED_BY = "app.kubernetes.io/managed-by"
+MANAGER = "clientpipelines-operator"
+
+RUNNER_COMMAND = ["clientpipelines-runner", "run"]
+
+
+@dataclass(frozen=True)
+class SecretRef:
+    name: str
+    username_key: str = "username"
+    password_key: str = "password"  # noqa: S105 - the key name, not a password
+
+
+@dataclass(frozen=True)
+class PipelineSpec:
+    """A ClientPipeline's spec, typed, with the API server's defaults applied."""
+
+    client_id: str
+    namespace: str
+    host: str
+    port: int
+    database: str
+    schema: str
+    tables: tuple[str, ...]
+    ssl_mode: str
+    secret: SecretRef
+    mode: str
+    snapshot_mode: str
+    heartbeat_ms: int
+    schedule: str
+    time_zone: str | None
+    suspend: bool
+    image: str
+    image_pull_policy: str
+    resources: dict[str, Any]
+    dbt_select: str | None
+    dbt_vars: dict[str, Any]
+    successful_history: int
+    failed_history: int
+    active_deadline: int
+    deletion_policy: str
+
+    @property
+    def names(self) -> ClientNames:
+        return ClientNames(self.client_id)
+
+    @property
+    def cdc(self) -> bool:
+        return self.mode == "cdc"
+
+
+class InvalidSpec(ValueError):
+    """A spec the schema could not catch; retrying will not help."""
+
+
+def parse_spec(name: str, namespace: str, spec: Mapping[str, Any]) -> PipelineSpec:
+    """Type the spec. Defaults repeat the CRD's, for objects stored before a default existed."""
+    try:
+        pg = spec["source"]["postgres"]
+        ingestion = spec.get("ingestion") or {}
+        cdc = ingestion.get("cdc") or {}
+        transform = spec["transform"]
+        dbt = transform.get("dbt") or {}
+        ref = pg["credentialsSecretRef"]
+        return PipelineSpec(
+            client_id=ClientNames(name).client_id,
+            namespace=namespace,
+            host=pg["host"],
+            port=int(pg.get("port", 5432)),
+            database=pg["database"],
+            schema=pg.get("schema", "public"),
+            tables=tuple(pg["tables"]),
+            ssl_mode=pg.get("sslMode", "require"),
+            secret=SecretRef(
+                name=ref["name"],
+                username_key=ref.get("usernameKey", "username"),
+                password_key=ref.get("passwordKey", "password"),
+            ),
+            mode=ingestion.get("mode", "cdc"),
+            snapshot_mode=cdc.get("snapshotMode", "initial"),
+            heartbeat_ms=int(cdc.get("heartbeatIntervalMs", 60000)),
+            schedule=transform["schedule"],
+            time_zone=transform.get("timeZone"),
+            suspend=bool(transform.get("suspend", False)),
+            image=transform["image"],
+            image_pull_policy=transform.get("imagePullPolicy", "IfNotPresent"),
+            resources=dict(transform.get("resources") or {}),
+            dbt_select=dbt.get("select"),
+            dbt_vars=dict(dbt.get("vars") or {}),
+            successful_history=int(transform.get("successfulJobsHistoryLimit", 3)),
+            failed_history=int(transform.get("failedJobsHistoryLimit", 3)),
+            active_deadline=int(transform.get("activeDeadlineSeconds", 3600)),
+            deletion_policy=spec.get("deletionPolicy", "Retain"),
+        )
+    except (KeyError, TypeError, ValueError) as exc:
+        raise InvalidSpec(f"spec cannot be read: {type(exc).__name__}: {exc}") from exc
+
+
+# -- Debezium connector ----------------------------------------------------------------
+
+
+def build_connector_config(spec: PipelineSpec, username: str, password: str) -> dict[str, str]:
+    """The Debezium Postgres connector's config (Kafka Connect stores every value as a string)."""
+    names = spec.names
+    return {
+        "connector.class": "io.debezium.connector.postgresql.PostgresConnector",
+        "tasks.max": "1",
+        "plugin.name": "pgoutput",
+        "database.hostname": spec.host,
+        "database.port": str(spec.port),
+        "database.user": username,
+        "database.password": password,
+        "database.dbname": spec.database,
+        "database.sslmode": spec.ssl_mode,
+        "topic.prefix": names.topic_prefix,
+        "table.include.list": ",".join(f"{spec.schema}.{t}" for t in sorted(spec.tables)),
+        "slot.name": names.replication_slot,
+        "publication.name": names.publication,
+        # The connector keeps the publication's table list equal to table.include.list.
+        "publication.autocreate.mode": "filtered",
+        "snapshot.mode": spec.snapshot_mode,
+        "heartbeat.interval.ms": str(spec.heartbeat_ms),
+        # A delete is one event with op=d; no extra null "tombstone" record.
+        "tombstones.on.delete": "false",
+        "decimal.handling.mode": "string",
+        "time.precision.mode": "connect",
+        "key.converter": "org.apache.kafka.connect.json.JsonConverter",
+        "key.converter.schemas.enable": "false",
+        "value.converter": "org.apache.kafka.connect.json.JsonConverter",
+        "value.converter.schemas.enable": "false",
+    }
+
+
+SECRET_CONNECTOR_KEYS = frozenset({"database.password"})
+
+
+def connector_config_differs(desired: Mapping[str, str], live: Mapping[str, str] | None) -> bool:
+    """True when the live config is missing or any desired key differs ("name" is Connect's own)."""
+    if live is None:
+        return True
+    live_cmp = {k: v for k, v in live.items() if k != "name"}
+    return dict(desired) != live_cmp
+
+
+def changed_keys(desired: Mapping[str, str], live: Mapping[str, str] | None) -> list[str]:
+    """Which keys differ, for logs and events: names only, never values."""
+    live = {k: v for k, v in (live or {}).items() if k != "name"}
+    return sorted(k for k in set(desired) | set(live) if desired.get(k) != live.get(k))
+
+
+# -- Trino catalogs -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CatalogSpec:
+    name: str
+    connector: str
+    properties: dict[str, str]
+    # Included in the fingerprint instead of the secret values themselves, so that
+    # a rotated password recreates the catalog while status holds no secret material.
+    secret_version: str = ""
+    secret_keys: frozenset[str] = field(default_factory=frozenset)
+
+    @property
+    def fingerprint(self) -> str:
+        visible = {k: v for k, v in self.properties.items() if k not in self.secret_keys}
+        material = json.dumps(
+            [self.connector, visible, self.secret_version], sort_keys=True
+        ).encode()
+        return hashlib.sha256(material).hexdigest()[:16]
+
+
+def build_catalogs(
+    spec: PipelineSpec,
+    settings: Settings,
+    *,
+    username: str = "",
+    password: str = "",
+    secret_version: str = "",
+) -> dict[str, CatalogSpec]:
+    """The catalogs the operator owns for this client, by name."""
+    names = spec.names
+    catalogs = {
+        names.staging_catalog: CatalogSpec(
+            names.staging_catalog,
+            "iceberg",
+            {**settings.iceberg_properties, "iceberg.nessie-catalog.ref": names.staging_branch},
+        )
+    }
+    if spec.cdc:
+        catalogs[names.cdc_catalog] = CatalogSpec(
+            names.cdc_catalog,
+            "kafka",
+            {
+                "kafka.nodes": settings.kafka_bootstrap,
+                "kafka.table-names": ",".join(
+                    names.topic(spec.schema, t) for t in sorted(spec.tables)
+                ),
+                # The dbt project reads the Debezium envelope from _message and
+                # the offsets from _partition_id / _partition_offset.
+                "kafka.hide-internal-columns": "false",
+            },
+        )
+    else:
+        catalogs[names.source_catalog] = CatalogSpec(
+            names.source_catalog,
+            "postgresql",
+            {
+                "connection-url": (
+                    f"jdbc:postgresql://{spec.host}:{spec.port}/{spec.database}"
+                    f"?sslmode={spec.ssl_mode}"
+                ),
+                "connection-user": username,
+                "connection-password": password,
+            },
+            secret_version=secret_version,
+            secret_keys=frozenset({"connection-password"}),
+        )
+    return catalogs
+
+
+def owned_catalog_names(client_id: str) -> tuple[str, ...]:
+    """Every catalog name the operator may own for a client, whatever its mode."""
+    names = ClientNames(client_id)
+    return (names.cdc_catalog, names.staging_catalog, names.source_catalog)
+
+
+# -- CronJob ---------------------------------------------------------------------------------
+
+
+def build_cronjob(
+    spec: PipelineSpec, settings: Settings, owner: Mapping[str, str]
+) -> dict[str, Any]:
+    """The CronJob that runs the pipeline runner, owned by the ClientPipeline."""
+    names = spec.names
+    labels = {LABEL_CLIENT: spec.client_id, LABEL_MANAGED_BY: MANAGER}
+    env: list[dict[str, Any]] = [
+        {"name": "CLIENT_ID", "value": spec.client_id},
+        {"name": "INGESTION_MODE", "value": spec.mode},
+        {"name": "SOURCE_SCHEMA", "value": spec.schema},
+        {"name": "SOURCE_TABLES", "value": ",".join(sorted(spec.tables))},
+        {"name": "TRINO_HOST", "value": settings.trino_host},
+        {"name": "TRINO_PORT", "value": str(settings.trino_port)},
+        {"name": "NESSIE_URL", "value": settings.nessie_url},
+    ]
+    if spec.dbt_select:
+        env.append({"name": "DBT_SELECT", "value": spec.dbt_select})
+    if spec.dbt_vars:
+        env.append({"name": "DBT_VARS", "value": json.dumps(spec.dbt_vars, sort_keys=True)})
+    env += [{"name": k, "value": v} for k, v in sorted(settings.runner_env.items())]
+    container: dict[str, Any] = {
+        "name": "runner",
+        "image": spec.image,
+        "imagePullPolicy": spec.image_pull_policy,
+        "command": [*RUNNER_COMMAND, "--client", spec.client_id],
+        "env": env,
+        "securityContext": {
+            "runAsNonRoot": True,
+            "allowPrivilegeEscalation": False,
+            "readOnlyRootFilesystem": True,
+            "capabilities": {"drop": ["ALL"]},
+        },
+        "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],  # noqa: S108 - dbt's scratch space
+    }
+    if settings.runner_env_secret:
+        # Platform credentials (e.g. Trino's) by reference, never as values.
+        container["envFrom"] = [{"secretRef": {"name": settings.runner_env_secret}}]
+    if spec.resources:
+        container["resources"] = spec.resources
+    cron_spec: dict[str, Any] = {
+        "schedule": spec.schedule,
+        "suspend": spec.suspend,
+        # Two runs of one client never overlap; the runner also refuses to.
+        "concurrencyPolicy": "Forbid",
+        "successfulJobsHistoryLimit": spec.successful_history,
+        "failedJobsHistoryLimit": spec.failed_history,
+        "jobTemplate": {
+            "metadata": {"labels": labels},
+            "spec": {
+                "backoffLimit": 0,
+                "activeDeadlineSeconds": spec.active_deadline,
+                "template": {
+                    "metadata": {"labels": labels},
+                    "spec": {
+                        "restartPolicy": "Never",
+                        "containers": [container],
+                        "volumes": [{"name": "tmp", "emptyDir": {}}],
+                    },
+                },
+            },
+        },
+    }
+    if spec.time_zone:
+        cron_spec["timeZone"] = spec.time_zone
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "CronJob",
+        "metadata": {
+            "name": names.cronjob,
+            "namespace": spec.namespace,
+            "labels": labels,
+            "ownerReferences": [
+                {
+                    "apiVersion": f"{GROUP}/{VERSION}",
+                    "kind": KIND,
+                    "name": owner["name"],
+                    "uid": owner["uid"],
+                    "controller": True,
+                    "blockOwnerDeletion": True,
+                }
+            ],
+        },
+        "spec": cron_spec,
+    }
+
+
+def is_subset(desired: Any, live: Any) -> bool:
+    """True when every value in `desired` is present and equal in `live`.
+
+    Live objects carry server defaults (dnsPolicy, terminationMessagePath, ...); only
+    what the operator sets is compared. Lists compare element by element.
+    """
+    if isinstance(desired, Mapping):
+        return isinstance(live, Mapping) and all(
+            k in live and is_subset(v, live[k]) for k, v in desired.items()
+        )
+    if isinstance(desired, list):
+        return (
+            isinstance(live, list)
+            and len(desired) == len(live)
+            and all(is_subset(d, v) for d, v in zip(desired, live, strict=True))
+        )
+    return bool(desired == live)

@@ -1,0 +1,156 @@
+"""kopf handlers: decorator, one-line docstring, delegate."""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from typing import Any
+
+import kopf
+from kubernetes import client, config
+
+from clientpipelines.operator import lastrun, metrics, reconcile
+from clientpipelines.operator.desired import GROUP, LABEL_CLIENT, PLURAL, VERSION
+from clientpipelines.operator.parts import Systems
+from clientpipelines.operator.settings import Settings
+
+log = logging.getLogger(__name__)
+
+# Read at import: kopf registers the timer's interval with the handler.
+DRIFT_INTERVAL = float(os.environ.get("DRIFT_INTERVAL_SECONDS", "300"))
+
+_systems: Systems | None = None
+_locks: dict[str, threading.Lock] = {}
+_locks_guard = threading.Lock()
+
+
+def systems() -> Systems:
+    global _systems  # noqa: PLW0603 - one set of clients per process, built at startup
+    if _systems is None:
+        try:
+            config.load_incluster_config()
+        except config.ConfigException:
+            config.load_kube_config()
+        _systems = Systems.from_settings(Settings.from_env(), client.ApiClient())
+    return _systems
+
+
+def _lock(uid: str) -> threading.Lock:
+    # The drift timer and an update can fire together; one reconcile at a time per object.
+    with _locks_guard:
+        return _locks.setdefault(uid, threading.Lock())
+
+
+@kopf.on.startup()
+def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
+    """Watch timeouts, persistence, and the metrics endpoint."""
+    # Without timeouts a watch can hang silently on a half-closed connection.
+    settings.watching.server_timeout = 270
+    settings.watching.client_timeout = 300
+    settings.watching.connect_timeout = 30
+    settings.posting.level = logging.INFO
+    settings.persistence.finalizer = f"{GROUP}/cleanup"
+    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=GROUP)
+    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+        prefix=GROUP, key="last-handled-configuration"
+    )
+    metrics.serve(systems().settings.metrics_port)
+
+
+def _apply(
+    outcome: reconcile.Outcome, body: kopf.Body, patch: kopf.Patch, status: kopf.Status
+) -> None:
+    for kind, reason, message in outcome.events:
+        (kopf.info if kind == "Normal" else kopf.warn)(body, reason=reason, message=message)
+    current = {k: v for k, v in status.items() if k != "lastRun"}
+    wanted = {**current, **outcome.status}
+    if wanted != current:
+        for key, value in outcome.status.items():
+            patch.status[key] = value
+
+
+def _reconcile(
+    body: kopf.Body,
+    patch: kopf.Patch,
+    spec: kopf.Spec,
+    status: kopf.Status,
+    meta: kopf.Meta,
+    retry: int,
+    drift: bool,
+) -> None:
+    with _lock(str(meta["uid"])):
+        outcome = reconcile.reconcile(
+            systems(),
+            name=str(meta["name"]),
+            namespace=str(meta["namespace"]),
+            uid=str(meta["uid"]),
+            generation=int(meta.get("generation", 0)),
+            spec=dict(spec),
+            status=dict(status),
+            drift=drift,
+        )
+    _apply(outcome, body, patch, status)
+    if outcome.retry_after is not None and not drift:
+        delay = min(outcome.retry_after * (2 ** min(retry, 5)), 300)
+        raise kopf.TemporaryError("not ready yet; see status.conditions", delay=delay)
+
+
+@kopf.on.create(GROUP, VERSION, PLURAL)
+@kopf.on.update(GROUP, VERSION, PLURAL, field="spec")
+@kopf.on.resume(GROUP, VERSION, PLURAL)
+def on_change(
+    body: kopf.Body,
+    patch: kopf.Patch,
+    spec: kopf.Spec,
+    status: kopf.Status,
+    meta: kopf.Meta,
+    retry: int,
+    **_: Any,
+) -> None:
+    """Make every part match the spec."""
+    _reconcile(body, patch, spec, status, meta, retry, drift=False)
+
+
+@kopf.timer(
+    GROUP, VERSION, PLURAL, interval=DRIFT_INTERVAL, initial_delay=DRIFT_INTERVAL, sharp=False
+)
+def on_drift(
+    body: kopf.Body,
+    patch: kopf.Patch,
+    spec: kopf.Spec,
+    status: kopf.Status,
+    meta: kopf.Meta,
+    **_: Any,
+) -> None:
+    """Re-check the real systems and repair what changed by hand."""
+    _reconcile(body, patch, spec, status, meta, 0, drift=True)
+
+
+@kopf.on.delete(GROUP, VERSION, PLURAL)
+def on_delete(body: kopf.Body, spec: kopf.Spec, meta: kopf.Meta, **_: Any) -> None:
+    """Remove (Delete) or keep (Retain) what lives outside Kubernetes."""
+    name, namespace = str(meta["name"]), str(meta["namespace"])
+    if spec.get("deletionPolicy", "Retain") != "Delete":
+        kopf.info(body, reason="Retained", message=reconcile.retained(dict(spec), name, namespace))
+        return
+    try:
+        done = reconcile.cleanup(systems(), name=name, namespace=namespace, spec=dict(spec))
+    except reconcile.CleanupIncomplete as exc:
+        kopf.warn(body, reason="CleanupIncomplete", message=str(exc))
+        raise kopf.TemporaryError(str(exc), delay=15) from exc
+    kopf.info(body, reason="CleanedUp", message="; ".join(done) or "nothing was left")
+
+
+@kopf.on.event("batch", "v1", "jobs", labels={LABEL_CLIENT: kopf.PRESENT})
+def on_job(body: kopf.Body, type: str | None, **_: Any) -> None:
+    """Mirror the newest pipeline run into its ClientPipeline's status.lastRun."""
+    if type == "DELETED":
+        return
+    lastrun.record(systems().api, dict(body))
+
+
+@kopf.on.probe(id="services")
+def probe(**_: Any) -> dict[str, str]:
+    """Liveness: the operator loop answers (services' health is in conditions)."""
+    return {"settings": "loaded" if _systems is not None else "pending"}

@@ -1,0 +1,55 @@
+"""The operator's settings, read once from the environment (the Deployment sets them)."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+
+
+def _env(name: str, default: str | None = None) -> str:
+    value = os.environ.get(name, default)
+    if value is None:
+        raise RuntimeError(f"environment variable {name} is required")
+    return value
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Where the platform's services are, and how the operator behaves."""
+
+    connect_url: str
+    nessie_url: str
+    trino_host: str
+    trino_port: int
+    kafka_bootstrap: str
+    # Properties of the platform's Iceberg catalog (`lake`) without its Nessie ref:
+    # the staging catalogs are the same catalog on another branch. Secrets in it
+    # are best given as ${ENV:...} references that Trino resolves itself.
+    iceberg_properties: dict[str, str]
+    runner_env: dict[str, str] = field(default_factory=dict)
+    runner_env_secret: str | None = None
+    trino_user: str = "clientpipelines-operator"
+    namespaces: tuple[str, ...] = ()  # empty: every namespace
+    drift_interval: float = 300.0
+    metrics_port: int = 9090
+    peering: str | None = None
+
+    @classmethod
+    def from_env(cls) -> Settings:
+        namespaces = tuple(n for n in os.environ.get("WATCH_NAMESPACES", "").split(",") if n)
+        return cls(
+            connect_url=_env("CONNECT_URL"),
+            nessie_url=_env("NESSIE_URL"),
+            trino_host=_env("TRINO_HOST"),
+            trino_port=int(_env("TRINO_PORT", "8080")),
+            trino_user=_env("TRINO_USER", "clientpipelines-operator"),
+            kafka_bootstrap=_env("KAFKA_BOOTSTRAP"),
+            iceberg_properties=dict(json.loads(_env("ICEBERG_CATALOG_PROPERTIES"))),
+            runner_env=dict(json.loads(os.environ.get("RUNNER_ENV", "{}"))),
+            runner_env_secret=os.environ.get("RUNNER_ENV_SECRET") or None,
+            namespaces=namespaces,
+            drift_interval=float(os.environ.get("DRIFT_INTERVAL_SECONDS", "300")),
+            metrics_port=int(os.environ.get("METRICS_PORT", "9090")),
+            peering=os.environ.get("PEERING_NAME") or None,
+        )
