@@ -678,3 +678,33 @@ def endpoints_json(stack: Stack) -> str:
     for key in ("postgres_password", "s3_secret_key"):
         ep[key] = "<in credentials.json>"
     return json.dumps(ep, indent=2)
+
+
+def operator_env(
+    ep: Endpoints,
+    kubeconfig: Path,
+    *,
+    drift_interval: float = 300.0,
+    metrics_port: int = 9090,
+    liveness_port: int = 8080,
+) -> dict[str, str]:
+    """Environment for running the operator as a local process against this stack."""
+    return {
+        "KUBECONFIG": str(kubeconfig),
+        "CONNECT_URL": ep.connect_url,
+        "NESSIE_URL": ep.nessie_url,
+        "TRINO_HOST": ep.trino_host,
+        "TRINO_PORT": str(ep.trino_port),
+        "KAFKA_BOOTSTRAP": ep.kafka_bootstrap,
+        # The staging catalogs are the lake on another branch: the operator sets the ref.
+        "ICEBERG_CATALOG_PROPERTIES": json.dumps(
+            {
+                k: v
+                for k, v in lake_catalog_properties(ep).items()
+                if k != "iceberg.nessie-catalog.ref"
+            }
+        ),
+        "DRIFT_INTERVAL_SECONDS": str(drift_interval),
+        "METRICS_PORT": str(metrics_port),
+        "LIVENESS_ENDPOINT": f"http://127.0.0.1:{liveness_port}/healthz",
+    }

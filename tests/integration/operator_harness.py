@@ -1,0 +1,207 @@
+"""Run the operator as a real process against the test control plane and the stack."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import yaml
+from kubernetes import client
+from kubernetes.client.exceptions import ApiException
+
+from clientpipelines.operator.desired import GROUP, PLURAL, VERSION
+from devstack import procs
+from devstack.controlplane import ControlPlane
+from devstack.stack import Stack, operator_env
+
+CRD_PATH = (
+    Path(__file__).resolve().parents[2]
+    / "operator"
+    / "clientpipelines"
+    / "manifests"
+    / "clientpipeline-crd.yaml"
+)
+DRIFT_INTERVAL = 8.0
+
+
+def wait_for(what: str, check: Callable[[], Any], timeout: float = 120, interval: float = 1) -> Any:
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        last = check()
+        if last:
+            return last
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what} (last: {last!r})")
+
+
+def install_crd(api: client.ApiClient) -> None:
+    ext = client.ApiextensionsV1Api(api)
+    body = yaml.safe_load(CRD_PATH.read_text())
+    try:
+        ext.create_custom_resource_definition(body)
+    except ApiException as exc:
+        if exc.status != 409:
+            raise
+        current = ext.read_custom_resource_definition(body["metadata"]["name"])
+        body["metadata"]["resourceVersion"] = current.metadata.resource_version
+        ext.replace_custom_resource_definition(body["metadata"]["name"], body)
+    wait_for(
+        "the ClientPipeline CRD to be established",
+        lambda: any(
+            c.type == "Established" and c.status == "True"
+            for c in ext.read_custom_resource_definition(body["metadata"]["name"]).status.conditions
+            or []
+        ),
+        timeout=30,
+        interval=0.2,
+    )
+
+
+class OperatorProcess:
+    """`python -m clientpipelines.operator` with its log in `log`."""
+
+    def __init__(self, control_plane: ControlPlane, stack: Stack, workdir: Path) -> None:
+        self.metrics_port = procs.free_port()
+        self.liveness_port = procs.free_port()
+        self.env = {
+            **os.environ,
+            **operator_env(
+                stack.endpoints(),
+                control_plane.kubeconfig,
+                drift_interval=DRIFT_INTERVAL,
+                metrics_port=self.metrics_port,
+                liveness_port=self.liveness_port,
+            ),
+        }
+        self.log = workdir / "operator.log"
+        self.pidfile = workdir / "operator.pid"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        self.proc = procs.spawn(
+            [sys.executable, "-m", "clientpipelines.operator"],
+            log=self.log,
+            pidfile=self.pidfile,
+            env=self.env,
+            die_with_parent=True,
+        )
+        procs.wait_healthy(
+            "operator",
+            lambda: _http_ok(f"http://127.0.0.1:{self.liveness_port}/healthz"),
+            timeout=60,
+            log=self.log,
+            pidfile=self.pidfile,
+        )
+
+    def kill(self) -> None:
+        """SIGKILL: no chance to finish what it was doing."""
+        if self.proc is not None:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait()
+
+    def stop(self) -> None:
+        procs.stop(self.pidfile, timeout=15)
+
+    def metric(self, name: str) -> float:
+        """Sum of a Prometheus metric's samples (all label sets)."""
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/metrics") as resp:
+            text = resp.read().decode()
+        return sum(
+            float(line.rsplit(" ", 1)[1])
+            for line in text.splitlines()
+            if line.startswith(name) and not line.startswith("#")
+        )
+
+
+def _http_ok(url: str) -> bool:
+    with urllib.request.urlopen(url, timeout=2) as resp:
+        return bool(resp.status == 200)
+
+
+@contextmanager
+def running_operator(
+    control_plane: ControlPlane, stack: Stack, workdir: Path
+) -> Iterator[OperatorProcess]:
+    op = OperatorProcess(control_plane, stack, workdir)
+    op.start()
+    try:
+        yield op
+    finally:
+        op.stop()
+
+
+def pipeline_body(
+    name: str,
+    source: Any,
+    *,
+    secret: str,
+    tables: list[str],
+    policy: str = "Delete",
+    schedule: str = "*/15 * * * *",
+    mode: str = "cdc",
+) -> dict[str, Any]:
+    return {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": "ClientPipeline",
+        "metadata": {"name": name},
+        "spec": {
+            "source": {
+                "postgres": {
+                    "host": source.host,
+                    "port": source.port,
+                    "database": source.database,
+                    "schema": source.schema,
+                    "tables": tables,
+                    "sslMode": "disable",
+                    "credentialsSecretRef": {"name": secret},
+                }
+            },
+            "ingestion": {"mode": mode},
+            "transform": {"schedule": schedule, "image": "clientpipelines-runner:dev"},
+            "deletionPolicy": policy,
+        },
+    }
+
+
+def get_pipeline(api: client.ApiClient, namespace: str, name: str) -> dict[str, Any] | None:
+    try:
+        return dict(
+            client.CustomObjectsApi(api).get_namespaced_custom_object(
+                GROUP, VERSION, namespace, PLURAL, name
+            )
+        )
+    except ApiException as exc:
+        if exc.status == 404:
+            return None
+        raise
+
+
+def condition(obj: dict[str, Any] | None, ctype: str) -> dict[str, Any] | None:
+    for c in ((obj or {}).get("status") or {}).get("conditions") or []:
+        if c["type"] == ctype:
+            return dict(c)
+    return None
+
+
+def wait_ready(
+    api: client.ApiClient, namespace: str, name: str, timeout: float = 180
+) -> dict[str, Any]:
+    def check() -> dict[str, Any] | None:
+        obj = get_pipeline(api, namespace, name)
+        cond = condition(obj, "Ready")
+        gen = (obj or {}).get("metadata", {}).get("generation")
+        if cond and cond["status"] == "True" and cond.get("observedGeneration") == gen:
+            return obj
+        return None
+
+    result: dict[str, Any] = wait_for(f"{name} to be Ready", check, timeout=timeout)
+    return result

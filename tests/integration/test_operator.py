@@ -1,0 +1,451 @@
+"""The operator against a real kube-apiserver and the real services."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+from kubernetes import client
+from kubernetes.client.exceptions import ApiException
+
+from clientpipelines.clients.kafka_connect import KafkaConnectClient
+from clientpipelines.clients.nessie import NessieClient
+from clientpipelines.clients.trino import TrinoClient
+from clientpipelines.naming import ClientNames
+from clientpipelines.operator.desired import GROUP, PLURAL, VERSION
+from devstack.controlplane import ControlPlane
+from devstack.sampledata import ClientSource, SampleData
+from devstack.stack import Endpoints, Stack
+from tests.integration.operator_harness import (
+    DRIFT_INTERVAL,
+    OperatorProcess,
+    condition,
+    get_pipeline,
+    install_crd,
+    pipeline_body,
+    running_operator,
+    wait_for,
+    wait_ready,
+)
+
+
+@pytest.fixture(scope="module")
+def crd(kube_api: client.ApiClient) -> None:
+    install_crd(kube_api)
+
+
+@pytest.fixture(scope="module")
+def operator(
+    crd: None,
+    control_plane: ControlPlane,
+    platform: Stack,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[OperatorProcess]:
+    with running_operator(control_plane, platform, tmp_path_factory.mktemp("operator")) as op:
+        yield op
+
+
+class Client:
+    """One test client: its source database, Secret and namespace."""
+
+    def __init__(self, api: client.ApiClient, stack: Stack, namespace: str) -> None:
+        self.api = api
+        self.namespace = namespace
+        self.id = f"c{uuid.uuid4().hex[:8]}"
+        self.names = ClientNames(self.id)
+        self.source: ClientSource = SampleData(stack).create(self.id, rows=40, seed=3)
+        self.secret = f"{self.id}-db"
+        client.CoreV1Api(api).create_namespaced_secret(
+            namespace,
+            client.V1Secret(
+                metadata=client.V1ObjectMeta(name=self.secret),
+                string_data={"username": self.source.username, "password": self.source.password},
+            ),
+        )
+        self.objects = client.CustomObjectsApi(api)
+
+    def apply(self, **kwargs: Any) -> dict[str, Any]:
+        body = pipeline_body(self.id, self.source, secret=self.secret, **kwargs)
+        return dict(
+            self.objects.create_namespaced_custom_object(
+                GROUP, VERSION, self.namespace, PLURAL, body
+            )
+        )
+
+    def patch(self, spec: dict[str, Any]) -> None:
+        self.objects.patch_namespaced_custom_object(
+            GROUP, VERSION, self.namespace, PLURAL, self.id, {"spec": spec}
+        )
+
+    def delete(self) -> None:
+        self.objects.delete_namespaced_custom_object(
+            GROUP, VERSION, self.namespace, PLURAL, self.id
+        )
+
+    def get(self) -> dict[str, Any] | None:
+        return get_pipeline(self.api, self.namespace, self.id)
+
+
+@pytest.fixture
+def namespace(kube_api: client.ApiClient) -> Iterator[str]:
+    name = f"ns-{uuid.uuid4().hex[:8]}"
+    client.CoreV1Api(kube_api).create_namespace(
+        client.V1Namespace(metadata=client.V1ObjectMeta(name=name))
+    )
+    yield name
+
+
+@pytest.fixture
+def services(endpoints: Endpoints) -> dict[str, Any]:
+    return {
+        "connect": KafkaConnectClient(endpoints.connect_url),
+        "nessie": NessieClient(endpoints.nessie_url),
+        "trino": TrinoClient(endpoints.trino_host, endpoints.trino_port),
+    }
+
+
+def slot_and_publication(endpoints: Endpoints, c: Client) -> tuple[bool, bool]:
+    with psycopg.connect(endpoints.postgres_dsn(c.source.database)) as conn:
+        slot = conn.execute(
+            "select 1 from pg_replication_slots where slot_name = %s", (c.names.replication_slot,)
+        ).fetchone()
+        pub = conn.execute(
+            "select 1 from pg_publication where pubname = %s", (c.names.publication,)
+        ).fetchone()
+    return slot is not None, pub is not None
+
+
+def parts_exist(services: dict[str, Any], c: Client) -> dict[str, bool]:
+    catalogs = services["trino"].catalogs()
+    return {
+        "connector": services["connect"].get_config(c.names.connector) is not None,
+        "cdc_catalog": c.names.cdc_catalog in catalogs,
+        "staging_catalog": c.names.staging_catalog in catalogs,
+        "branch": services["nessie"].get_reference(c.names.staging_branch) is not None,
+    }
+
+
+def events_text(api: client.ApiClient, namespace: str) -> str:
+    return json.dumps(
+        [e.to_dict() for e in client.CoreV1Api(api).list_namespaced_event(namespace).items],
+        default=str,
+    )
+
+
+def test_create_wires_every_part_and_a_rerun_writes_nothing(
+    operator: OperatorProcess,
+    kube_api: client.ApiClient,
+    namespace: str,
+    services: dict[str, Any],
+    endpoints: Endpoints,
+) -> None:
+    c = Client(kube_api, Stack(), namespace)
+    c.apply(tables=["provider", "care_site"])
+    obj = wait_ready(kube_api, namespace, c.id)
+
+    assert parts_exist(services, c) == dict.fromkeys(
+        ("connector", "cdc_catalog", "staging_catalog", "branch"), True
+    )
+    assert slot_and_publication(endpoints, c) == (True, True)
+    status = obj["status"]
+    assert {x["type"]: x["status"] for x in status["conditions"]} == dict.fromkeys(
+        ("Ready", "CatalogsReady", "ConnectorReady", "BranchesReady", "ScheduleReady"), "True"
+    )
+    assert status["connector"]["state"] == "RUNNING"
+    assert status["cronJob"] == c.names.cronjob
+
+    cron = client.BatchV1Api(kube_api).read_namespaced_cron_job(c.names.cronjob, namespace)
+    assert cron.spec.concurrency_policy == "Forbid"
+    assert cron.metadata.owner_references[0].uid == obj["metadata"]["uid"]
+    container = cron.spec.job_template.spec.template.spec.containers[0]
+    assert container.command[-2:] == ["--client", c.id]
+
+    # The client's password appears in no Kubernetes object the operator writes.
+    password = c.source.password
+    for text in (
+        json.dumps(obj),
+        json.dumps(client.ApiClient().sanitize_for_serialization(cron)),
+        events_text(kube_api, namespace),
+        operator.log.read_text(),
+    ):
+        assert password not in text
+
+    # Idle: several drift intervals re-check every system and write nothing.
+    version = c.get()["metadata"]["resourceVersion"]  # type: ignore[index]
+    cron_version = cron.metadata.resource_version
+    writes = operator.metric("clientpipelines_writes_total")
+    reconciles = operator.metric("clientpipelines_reconciles_total")
+    wait_for(
+        "two drift re-checks",
+        lambda: operator.metric("clientpipelines_reconciles_total") >= reconciles + 8,
+        timeout=DRIFT_INTERVAL * 4,
+    )
+    assert operator.metric("clientpipelines_writes_total") == writes
+    assert c.get()["metadata"]["resourceVersion"] == version  # type: ignore[index]
+    assert (
+        client.BatchV1Api(kube_api)
+        .read_namespaced_cron_job(c.names.cronjob, namespace)
+        .metadata.resource_version
+        == cron_version
+    )
+    c.delete()
+
+
+def test_update_changes_connector_and_cronjob_in_place(
+    operator: OperatorProcess,
+    kube_api: client.ApiClient,
+    namespace: str,
+    services: dict[str, Any],
+) -> None:
+    c = Client(kube_api, Stack(), namespace)
+    c.apply(tables=["care_site"])
+    wait_ready(kube_api, namespace, c.id)
+    cron_uid = (
+        client.BatchV1Api(kube_api)
+        .read_namespaced_cron_job(c.names.cronjob, namespace)
+        .metadata.uid
+    )
+
+    c.patch(
+        {
+            "source": {"postgres": {"tables": ["care_site", "provider"]}},
+            "transform": {"schedule": "0 * * * *"},
+        }
+    )
+    wait_ready(kube_api, namespace, c.id)
+
+    config = services["connect"].get_config(c.names.connector)
+    assert config["table.include.list"] == "public.care_site,public.provider"
+    connectors = [n for n in services["connect"].connectors() if n.startswith(c.id)]
+    assert connectors == [c.names.connector]
+    cron = client.BatchV1Api(kube_api).read_namespaced_cron_job(c.names.cronjob, namespace)
+    assert (cron.metadata.uid, cron.spec.schedule) == (cron_uid, "0 * * * *")
+    topics = services["trino"].query(f"show tables from {c.names.cdc_catalog}.default")
+    assert sorted(t for (t,) in topics) == [
+        c.names.topic("public", "care_site"),
+        c.names.topic("public", "provider"),
+    ]
+    c.delete()
+
+
+def test_drift_is_repaired(
+    operator: OperatorProcess,
+    kube_api: client.ApiClient,
+    namespace: str,
+    services: dict[str, Any],
+) -> None:
+    c = Client(kube_api, Stack(), namespace)
+    c.apply(tables=["provider"])
+    wait_ready(kube_api, namespace, c.id)
+
+    services["connect"].delete(c.names.connector)
+    services["trino"].drop_catalog(c.names.staging_catalog)
+    branch = services["nessie"].get_reference(c.names.staging_branch)
+    services["nessie"].delete_branch(branch)
+
+    wait_for(
+        "the drift timer to repair every part",
+        lambda: all(parts_exist(services, c).values()),
+        timeout=DRIFT_INTERVAL * 6,
+    )
+    wait_ready(kube_api, namespace, c.id)
+    events = events_text(kube_api, namespace)
+    assert "Repaired" in events
+    for thing in (c.names.connector, c.names.staging_catalog, c.names.staging_branch):
+        assert thing in events
+    c.delete()
+
+
+def test_delete_with_delete_policy_removes_everything_outside_kubernetes(
+    operator: OperatorProcess,
+    kube_api: client.ApiClient,
+    namespace: str,
+    services: dict[str, Any],
+    endpoints: Endpoints,
+) -> None:
+    c = Client(kube_api, Stack(), namespace)
+    c.apply(tables=["provider", "care_site"], policy="Delete")
+    wait_ready(kube_api, namespace, c.id)
+    assert slot_and_publication(endpoints, c) == (True, True)
+
+    c.delete()
+    wait_for("the ClientPipeline to be gone (finalizer done)", lambda: c.get() is None, timeout=120)
+    assert parts_exist(services, c) == dict.fromkeys(
+        ("connector", "cdc_catalog", "staging_catalog", "branch"), False
+    )
+    assert slot_and_publication(endpoints, c) == (False, False)
+    wait_for(
+        "the garbage collector to delete the CronJob",
+        lambda: not client.BatchV1Api(kube_api).list_namespaced_cron_job(namespace).items,
+        timeout=60,
+    )
+
+
+def test_delete_with_retain_policy_keeps_everything(
+    operator: OperatorProcess,
+    kube_api: client.ApiClient,
+    namespace: str,
+    services: dict[str, Any],
+    endpoints: Endpoints,
+) -> None:
+    c = Client(kube_api, Stack(), namespace)
+    c.apply(tables=["provider"], policy="Retain")
+    wait_ready(kube_api, namespace, c.id)
+    c.delete()
+    wait_for("the ClientPipeline to be gone", lambda: c.get() is None, timeout=60)
+    assert all(parts_exist(services, c).values())
+    assert slot_and_publication(endpoints, c) == (True, True)
+    assert "Retained" in events_text(kube_api, namespace)
+    # Clean up by hand what Retain kept.
+    services["connect"].delete(c.names.connector)
+    for catalog in (c.names.cdc_catalog, c.names.staging_catalog):
+        services["trino"].drop_catalog(catalog)
+
+
+def test_a_stopped_service_turns_its_condition_false_then_heals(
+    operator: OperatorProcess,
+    kube_api: client.ApiClient,
+    namespace: str,
+    services: dict[str, Any],
+    platform: Stack,
+) -> None:
+    c = Client(kube_api, Stack(), namespace)
+    c.apply(tables=["provider"])
+    wait_ready(kube_api, namespace, c.id)
+    platform.stop_service("connect")
+    try:
+
+        def connector_down() -> dict[str, Any] | None:
+            cond = condition(c.get(), "ConnectorReady")
+            return cond if cond and cond["status"] == "False" else None
+
+        cond = wait_for("ConnectorReady=False", connector_down, timeout=DRIFT_INTERVAL * 4)
+        assert cond["reason"] == "KafkaConnectUnavailable"
+        ready = condition(c.get(), "Ready")
+        assert ready is not None
+        assert ready["status"] == "False"
+        assert condition(c.get(), "CatalogsReady")["status"] == "True"  # type: ignore[index]
+    finally:
+        platform.up(progress=False)
+    wait_ready(kube_api, namespace, c.id, timeout=180)
+    assert [n for n in services["connect"].connectors() if n.startswith(c.id)] == [
+        c.names.connector
+    ]
+    c.delete()
+
+
+def test_operator_killed_mid_reconcile_converges_after_restart(
+    operator: OperatorProcess,
+    control_plane: ControlPlane,
+    platform: Stack,
+    kube_api: client.ApiClient,
+    namespace: str,
+    services: dict[str, Any],
+    tmp_path: Path,
+) -> None:
+    c = Client(kube_api, Stack(), namespace)
+    operator.kill()
+    try:
+        c.apply(tables=["provider", "care_site"])
+        second = OperatorProcess(control_plane, platform, tmp_path)
+        second.start()
+        # Kill it as soon as it has started writing, then start a third one.
+        wait_for(
+            "the first writes",
+            lambda: any(parts_exist(services, c).values()),
+            timeout=60,
+            interval=0.1,
+        )
+        second.kill()
+    finally:
+        operator.start()
+    wait_ready(kube_api, namespace, c.id)
+    assert all(parts_exist(services, c).values())
+    assert [n for n in services["connect"].connectors() if n.startswith(c.id)] == [
+        c.names.connector
+    ]
+    crons = client.BatchV1Api(kube_api).list_namespaced_cron_job(namespace).items
+    assert [x.metadata.name for x in crons] == [c.names.cronjob]
+    c.delete()
+
+
+def _pg(body: dict[str, Any]) -> dict[str, Any]:
+    return body["spec"]["source"]["postgres"]  # type: ignore[no-any-return]
+
+
+INVALID: list[tuple[str, Callable[[dict[str, Any]], None], str]] = [
+    (
+        "tables as a string",
+        lambda b: _pg(b).update(tables="provider"),
+        "spec.source.postgres.tables",
+    ),
+    (
+        "a bad cron",
+        lambda b: b["spec"]["transform"].update(schedule="every five minutes"),
+        "spec.transform.schedule",
+    ),
+    (
+        "an inline password",
+        lambda b: _pg(b).update(password="hunter2"),
+        "spec.source.postgres.password",
+    ),
+    ("an over-long name", lambda b: b["metadata"].update(name="a" * 44), "metadata.name"),
+    (
+        "an unknown mode",
+        lambda b: b["spec"]["ingestion"].update(mode="batch"),
+        "spec.ingestion.mode",
+    ),
+    ("a port out of range", lambda b: _pg(b).update(port=70000), "spec.source.postgres.port"),
+]
+
+
+@pytest.mark.parametrize(("case", "mutate", "field"), INVALID, ids=[c[0] for c in INVALID])
+def test_invalid_resources_are_refused_naming_the_field(
+    crd: None,
+    kube_api: client.ApiClient,
+    case: str,
+    mutate: Callable[[dict[str, Any]], None],
+    field: str,
+) -> None:
+    source = ClientSource("x", "db.example", 5432, "omop", "public", "u", "p")
+    body = pipeline_body("valid-name", source, secret="s", tables=["provider"])
+    mutate(body)
+    with pytest.raises(ApiException) as refused:
+        client.CustomObjectsApi(kube_api).create_namespaced_custom_object(
+            GROUP, VERSION, "default", PLURAL, body
+        )
+    assert refused.value.status == 422, case
+    assert field in refused.value.body
+    assert "hunter2" not in refused.value.body
+
+
+def test_source_database_is_immutable(crd: None, kube_api: client.ApiClient) -> None:
+    source = ClientSource("x", "db.example", 5432, "omop", "public", "u", "p")
+    objects = client.CustomObjectsApi(kube_api)
+    name = f"imm-{uuid.uuid4().hex[:6]}"
+    objects.create_namespaced_custom_object(
+        GROUP,
+        VERSION,
+        "default",
+        PLURAL,
+        pipeline_body(name, source, secret="s", tables=["provider"], policy="Retain"),
+    )
+    try:
+        with pytest.raises(ApiException) as refused:
+            objects.patch_namespaced_custom_object(
+                GROUP,
+                VERSION,
+                "default",
+                PLURAL,
+                name,
+                {"spec": {"source": {"postgres": {"database": "other"}}}},
+            )
+        assert refused.value.status == 422
+        assert "spec.source.postgres.database is immutable" in refused.value.body
+    finally:
+        objects.delete_namespaced_custom_object(GROUP, VERSION, "default", PLURAL, name)
