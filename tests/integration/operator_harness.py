@@ -17,6 +17,7 @@ import yaml
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
+from clientpipelines.manifests import CRD_PATH
 from clientpipelines.operator.desired import GROUP, PLURAL, VERSION
 from devstack import procs
 from devstack.controlplane import ControlPlane

@@ -93,7 +93,10 @@ def _reconcile(
     _apply(outcome, body, patch, status)
     if outcome.retry_after is not None and not drift:
         delay = min(outcome.retry_after * (2 ** min(retry, 5)), 300)
-        raise kopf.TemporaryError("not ready yet; see status.conditions", delay=delay)
+        ready = next(c for c in outcome.status["conditions"] if c["type"] == "Ready")
+        raise kopf.TemporaryError(
+            f"not ready, retrying in {delay:.0f}s: {ready['message']}", delay=delay
+        )
 
 
 @kopf.on.create(GROUP, VERSION, PLURAL)

@@ -1,0 +1,179 @@
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import pytest
+
+from clientpipelines.operator import conditions, desired, lastrun
+from clientpipelines.operator.conditions import Condition
+from clientpipelines.operator.settings import Settings
+
+SPEC: dict[str, Any] = {
+    "source": {
+        "postgres": {
+            "host": "db.acme.example",
+            "port": 5432,
+            "database": "omop",
+            "schema": "public",
+            "tables": ["provider", "care_site"],
+            "sslMode": "require",
+            "credentialsSecretRef": {"name": "acme-health-db"},
+        }
+    },
+    "ingestion": {"mode": "cdc", "cdc": {"snapshotMode": "initial"}},
+    "transform": {"schedule": "*/15 * * * *", "image": "runner:1", "dbt": {"vars": {"a": 1}}},
+    "deletionPolicy": "Delete",
+}
+
+SETTINGS = Settings(
+    connect_url="http://connect:8083",
+    nessie_url="http://nessie:19120/api/v2",
+    trino_host="trino",
+    trino_port=8080,
+    kafka_bootstrap="kafka:9092",
+    iceberg_properties={"iceberg.catalog.type": "nessie", "s3.aws-secret-key": "${ENV:S3}"},
+    runner_env_secret="platform-runner",
+)
+
+
+def spec(**changes: Any) -> desired.PipelineSpec:
+    raw = copy.deepcopy(SPEC)
+    for path, value in changes.items():
+        node = raw
+        *parents, leaf = path.split("__")
+        for p in parents:
+            node = node.setdefault(p, {})
+        node[leaf] = value
+    return desired.parse_spec("acme-health", "clients", raw)
+
+
+def test_parse_spec_applies_defaults_for_missing_fields() -> None:
+    raw = copy.deepcopy(SPEC)
+    del raw["ingestion"]
+    del raw["deletionPolicy"]
+    del raw["source"]["postgres"]["port"]
+    parsed = desired.parse_spec("acme-health", "clients", raw)
+    assert (parsed.mode, parsed.port, parsed.deletion_policy) == ("cdc", 5432, "Retain")
+    assert parsed.secret == desired.SecretRef("acme-health-db", "username", "password")
+
+
+def test_parse_spec_rejects_what_the_schema_should_have() -> None:
+    with pytest.raises(desired.InvalidSpec, match="KeyError"):
+        desired.parse_spec("acme-health", "clients", {"transform": {}})
+
+
+def test_connector_config_follows_the_naming_contract() -> None:
+    config = desired.build_connector_config(spec(), "reader", "s3cret")
+    assert config["topic.prefix"] == "acme-health"
+    assert config["slot.name"] == config["publication.name"] == "acme_health_cdc"
+    assert config["table.include.list"] == "public.care_site,public.provider"
+    assert config["database.sslmode"] == "require"
+    assert config["snapshot.mode"] == "initial"
+    assert all(isinstance(v, str) for v in config.values())
+
+
+def test_connector_diff_ignores_connects_name_key_and_reports_keys_not_values() -> None:
+    want = desired.build_connector_config(spec(), "reader", "s3cret")
+    live = {**want, "name": "acme-health-cdc"}
+    assert not desired.connector_config_differs(want, live)
+    assert desired.connector_config_differs(want, None)
+    rotated = {**live, "database.password": "old"}
+    assert desired.connector_config_differs(want, rotated)
+    assert desired.changed_keys(want, rotated) == ["database.password"]
+
+
+def test_cdc_mode_builds_kafka_and_staging_catalogs() -> None:
+    cats = desired.build_catalogs(spec(), SETTINGS)
+    assert set(cats) == {"acme_health_cdc", "acme_health_staging"}
+    kafka = cats["acme_health_cdc"]
+    assert kafka.connector == "kafka"
+    assert kafka.properties["kafka.table-names"] == (
+        "acme-health.public.care_site,acme-health.public.provider"
+    )
+    staging = cats["acme_health_staging"]
+    assert staging.properties["iceberg.nessie-catalog.ref"] == "acme-health-staging"
+    assert staging.properties["s3.aws-secret-key"] == "${ENV:S3}"
+
+
+def test_full_reload_builds_a_postgres_catalog_whose_fingerprint_holds_no_secret() -> None:
+    s = spec(ingestion__mode="full-reload", ingestion__cdc=None)
+    a = desired.build_catalogs(s, SETTINGS, username="u", password="p1", secret_version="7")
+    assert set(a) == {"acme_health_src", "acme_health_staging"}
+    src = a["acme_health_src"]
+    assert src.properties["connection-url"] == (
+        "jdbc:postgresql://db.acme.example:5432/omop?sslmode=require"
+    )
+    b = desired.build_catalogs(s, SETTINGS, username="u", password="p2", secret_version="7")
+    assert b["acme_health_src"].fingerprint == src.fingerprint  # the value is not hashed...
+    c = desired.build_catalogs(s, SETTINGS, username="u", password="p2", secret_version="8")
+    assert c["acme_health_src"].fingerprint != src.fingerprint  # ...its Secret's version is
+
+
+def test_cronjob_is_owned_forbids_overlap_and_holds_no_secret_value() -> None:
+    cron = desired.build_cronjob(spec(), SETTINGS, {"name": "acme-health", "uid": "u-1"})
+    assert cron["metadata"]["name"] == "acme-health-pipeline"
+    owner = cron["metadata"]["ownerReferences"][0]
+    assert (owner["kind"], owner["uid"], owner["controller"]) == ("ClientPipeline", "u-1", True)
+    job = cron["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+    assert cron["spec"]["concurrencyPolicy"] == "Forbid"
+    container = job["containers"][0]
+    assert container["command"] == ["clientpipelines-runner", "run", "--client", "acme-health"]
+    assert container["envFrom"] == [{"secretRef": {"name": "platform-runner"}}]
+    env = {e["name"]: e["value"] for e in container["env"]}
+    assert env["DBT_VARS"] == '{"a": 1}'
+    assert container["securityContext"]["runAsNonRoot"] is True
+    suspended = desired.build_cronjob(
+        spec(transform__suspend=True), SETTINGS, {"name": "acme-health", "uid": "u-1"}
+    )
+    assert suspended["spec"]["suspend"] is True
+
+
+def test_is_subset_ignores_server_defaults_but_not_changes() -> None:
+    want = {"a": {"b": [{"c": 1}]}, "d": "x"}
+    live = {"a": {"b": [{"c": 1, "default": True}], "extra": 2}, "d": "x"}
+    assert desired.is_subset(want, live)
+    assert not desired.is_subset({"d": "y"}, live)
+    assert not desired.is_subset({"a": {"b": [{"c": 1}, {"c": 2}]}}, live)
+
+
+def test_conditions_keep_transition_time_until_the_status_flips() -> None:
+    first = conditions.merge(None, [Condition("Ready", False, "Starting")], generation=1, now="t1")
+    same = conditions.merge(first, [Condition("Ready", False, "Other")], generation=1, now="t2")
+    flipped = conditions.merge(same, [Condition("Ready", True, "Ok")], generation=2, now="t3")
+    assert [c["lastTransitionTime"] for c in (*first, *same, *flipped)] == ["t1", "t1", "t3"]
+    assert flipped[0]["observedGeneration"] == 2
+    assert conditions.transitions(same, flipped) == flipped
+    assert conditions.transitions(first, same) == []
+
+
+def test_ready_names_the_failing_parts() -> None:
+    ok = Condition("CatalogsReady", True, "CatalogsExist")
+    down = Condition("ConnectorReady", False, "KafkaConnectUnavailable", "connection refused")
+    assert conditions.ready([ok]).status
+    r = conditions.ready([ok, down])
+    assert (r.status, r.reason) == (False, "KafkaConnectUnavailable")
+    assert "ConnectorReady: connection refused" in r.message
+
+
+def test_last_run_phases_and_ordering() -> None:
+    def job(name: str, start: str, **status: Any) -> dict[str, Any]:
+        return {"metadata": {"name": name}, "status": {"startTime": start, **status}}
+
+    running = lastrun.run_of(job("j1", "2026-01-01T00:00:00Z"))
+    failed = lastrun.run_of(
+        job(
+            "j1",
+            "2026-01-01T00:00:00Z",
+            failed=1,
+            conditions=[{"type": "Failed", "status": "True", "message": "BackoffLimitExceeded"}],
+        )
+    )
+    done = lastrun.run_of(
+        job("j2", "2026-01-01T00:15:00Z", succeeded=1, completionTime="2026-01-01T00:16:00Z")
+    )
+    assert (running["phase"], failed["phase"], done["phase"]) == ("Running", "Failed", "Succeeded")
+    assert failed["message"] == "BackoffLimitExceeded"
+    assert lastrun.is_newer(failed, running)
+    assert lastrun.is_newer(done, failed)
+    assert not lastrun.is_newer(running, done)
