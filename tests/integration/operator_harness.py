@@ -23,13 +23,6 @@ from devstack import procs
 from devstack.controlplane import ControlPlane
 from devstack.stack import Stack, operator_env
 
-CRD_PATH = (
-    Path(__file__).resolve().parents[2]
-    / "operator"
-    / "clientpipelines"
-    / "manifests"
-    / "clientpipeline-crd.yaml"
-)
 DRIFT_INTERVAL = 8.0
 
 

@@ -2,16 +2,10 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import yaml
 
+from clientpipelines.manifests import CRD_PATH
 from clientpipelines.naming import CLIENT_ID_PATTERN, MAX_CLIENT_ID_LENGTH
-
-CRD = (
-    Path(__file__).resolve().parents[2]
-    / "operator/clientpipelines/manifests/clientpipeline-crd.yaml"
-)
 
 
 def test_crd_name_rules_match_the_naming_module() -> None:
