@@ -19,9 +19,7 @@ from clientpipelines.clients.trino import TrinoClient
 from clientpipelines.naming import ClientNames
 from clientpipelines.operator.desired import GROUP, PLURAL, VERSION
 from devstack.controlplane import ControlPlane
-from devstack.sampledata import ClientSource, SampleData
-from devstack.stack import Endpoints, Stack
-from tests.integration.operator_harness import (
+from devstack.operator import (
     DRIFT_INTERVAL,
     OperatorProcess,
     condition,
@@ -32,6 +30,8 @@ from tests.integration.operator_harness import (
     wait_for,
     wait_ready,
 )
+from devstack.sampledata import ClientSource, SampleData
+from devstack.stack import Endpoints, Stack
 
 
 @pytest.fixture(scope="module")

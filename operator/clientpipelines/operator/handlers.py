@@ -50,6 +50,9 @@ def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     settings.watching.client_timeout = 300
     settings.watching.connect_timeout = 30
     settings.posting.level = logging.INFO
+    # Handlers are synchronous and wait on the network: more threads than kopf's
+    # CPU-based default let many pipelines reconcile side by side.
+    settings.execution.max_workers = 20
     settings.persistence.finalizer = f"{GROUP}/cleanup"
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=GROUP)
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(

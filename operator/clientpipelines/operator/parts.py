@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import logging
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -18,7 +19,7 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from clientpipelines.clients.errors import ServiceError, ServiceUnavailable
-from clientpipelines.clients.kafka_connect import KafkaConnectClient, TaskState
+from clientpipelines.clients.kafka_connect import ConnectorStatus, KafkaConnectClient, TaskState
 from clientpipelines.clients.nessie import NessieClient
 from clientpipelines.clients.postgres import PostgresLogin, SourcePostgres
 from clientpipelines.clients.trino import TrinoClient
@@ -223,6 +224,10 @@ def ensure_connector(
             writes.append(f"updated connector {names.connector} ({keys})")
 
     status = connect.status(names.connector)
+    if writes:
+        # A new or reconfigured connector starts within a second or so; waiting for
+        # it here, briefly, spares a whole requeue round trip.
+        status = _await_running(connect, names.connector, status, timeout=3.0)
     restarts = int((recorded or {}).get("restarts", 0))
     last_restart: str | None = (recorded or {}).get("lastRestartTime")
     if status is None:
@@ -237,7 +242,7 @@ def ensure_connector(
                 }
             },
             writes=writes,
-            requeue=5,
+            requeue=2,
         )
     _pause_or_resume(connect, names.connector, spec.suspend, status.state, writes)
 
@@ -266,7 +271,7 @@ def ensure_connector(
             "ConnectorStarting",
             f"connector {status.state}, tasks {[t.state for t in status.tasks]}",
         )
-        requeue = 5
+        requeue = 2
     connector_status: dict[str, Any] = {
         "name": names.connector,
         "state": status.state,
@@ -278,6 +283,21 @@ def ensure_connector(
     return PartResult(
         condition, status={"connector": connector_status}, writes=writes, requeue=requeue
     )
+
+
+def _await_running(
+    connect: KafkaConnectClient, name: str, status: ConnectorStatus | None, *, timeout: float
+) -> ConnectorStatus | None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and not (
+        status is not None
+        and status.state in ("RUNNING", "FAILED", "PAUSED")
+        and status.tasks
+        and all(t.state != "UNASSIGNED" for t in status.tasks)
+    ):
+        time.sleep(0.1)
+        status = connect.status(name)
+    return status
 
 
 def _pause_or_resume(

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 
-def _env(name: str, default: str | None = None) -> str:
-    value = os.environ.get(name, default)
+def _get(env: Mapping[str, str], name: str, default: str | None = None) -> str:
+    value = env.get(name, default)
     if value is None:
         raise RuntimeError(f"environment variable {name} is required")
     return value
@@ -36,20 +37,22 @@ class Settings:
     peering: str | None = None
 
     @classmethod
-    def from_env(cls) -> Settings:
-        namespaces = tuple(n for n in os.environ.get("WATCH_NAMESPACES", "").split(",") if n)
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        """From `env` (default: the process environment)."""
+        e = os.environ if env is None else env
+        namespaces = tuple(n for n in e.get("WATCH_NAMESPACES", "").split(",") if n)
         return cls(
-            connect_url=_env("CONNECT_URL"),
-            nessie_url=_env("NESSIE_URL"),
-            trino_host=_env("TRINO_HOST"),
-            trino_port=int(_env("TRINO_PORT", "8080")),
-            trino_user=_env("TRINO_USER", "clientpipelines-operator"),
-            kafka_bootstrap=_env("KAFKA_BOOTSTRAP"),
-            iceberg_properties=dict(json.loads(_env("ICEBERG_CATALOG_PROPERTIES"))),
-            runner_env=dict(json.loads(os.environ.get("RUNNER_ENV", "{}"))),
-            runner_env_secret=os.environ.get("RUNNER_ENV_SECRET") or None,
+            connect_url=_get(e, "CONNECT_URL"),
+            nessie_url=_get(e, "NESSIE_URL"),
+            trino_host=_get(e, "TRINO_HOST"),
+            trino_port=int(_get(e, "TRINO_PORT", "8080")),
+            trino_user=_get(e, "TRINO_USER", "clientpipelines-operator"),
+            kafka_bootstrap=_get(e, "KAFKA_BOOTSTRAP"),
+            iceberg_properties=dict(json.loads(_get(e, "ICEBERG_CATALOG_PROPERTIES"))),
+            runner_env=dict(json.loads(e.get("RUNNER_ENV", "{}"))),
+            runner_env_secret=e.get("RUNNER_ENV_SECRET") or None,
             namespaces=namespaces,
-            drift_interval=float(os.environ.get("DRIFT_INTERVAL_SECONDS", "300")),
-            metrics_port=int(os.environ.get("METRICS_PORT", "9090")),
-            peering=os.environ.get("PEERING_NAME") or None,
+            drift_interval=float(e.get("DRIFT_INTERVAL_SECONDS", "300")),
+            metrics_port=int(e.get("METRICS_PORT", "9090")),
+            peering=e.get("PEERING_NAME") or None,
         )

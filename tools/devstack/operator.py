@@ -1,4 +1,7 @@
-"""Run the operator as a real process against the test control plane and the stack."""
+"""Run the operator as a local process against a control plane and the stack.
+
+Used by the integration tests, the benchmarks and the demo.
+"""
 
 from __future__ import annotations
 
@@ -45,16 +48,24 @@ def install_crd(api: client.ApiClient) -> None:
     except ApiException as exc:
         if exc.status != 409:
             raise
-        current = ext.read_custom_resource_definition(body["metadata"]["name"])
-        body["metadata"]["resourceVersion"] = current.metadata.resource_version
+        current = api.sanitize_for_serialization(
+            ext.read_custom_resource_definition(body["metadata"]["name"])
+        )
+        body["metadata"]["resourceVersion"] = current["metadata"]["resourceVersion"]
         ext.replace_custom_resource_definition(body["metadata"]["name"], body)
+
+    def established() -> bool:
+        crd = api.sanitize_for_serialization(
+            ext.read_custom_resource_definition(body["metadata"]["name"])
+        )
+        return any(
+            c["type"] == "Established" and c["status"] == "True"
+            for c in (crd.get("status") or {}).get("conditions") or []
+        )
+
     wait_for(
         "the ClientPipeline CRD to be established",
-        lambda: any(
-            c.type == "Established" and c.status == "True"
-            for c in ext.read_custom_resource_definition(body["metadata"]["name"]).status.conditions
-            or []
-        ),
+        established,
         timeout=30,
         interval=0.2,
     )
@@ -117,7 +128,7 @@ class OperatorProcess:
 
 
 def _http_ok(url: str) -> bool:
-    with urllib.request.urlopen(url, timeout=2) as resp:
+    with urllib.request.urlopen(url, timeout=2) as resp:  # noqa: S310 - loopback
         return bool(resp.status == 200)
 
 
@@ -168,11 +179,10 @@ def pipeline_body(
 
 def get_pipeline(api: client.ApiClient, namespace: str, name: str) -> dict[str, Any] | None:
     try:
-        return dict(
-            client.CustomObjectsApi(api).get_namespaced_custom_object(
-                GROUP, VERSION, namespace, PLURAL, name
-            )
+        obj: dict[str, Any] = client.CustomObjectsApi(api).get_namespaced_custom_object(
+            GROUP, VERSION, namespace, PLURAL, name
         )
+        return obj
     except ApiException as exc:
         if exc.status == 404:
             return None

@@ -1,0 +1,309 @@
+"""Benchmark: ClientPipeline reconcile-to-Ready latency against the raw cost of its calls.
+
+    uv run python benchmarks/operator_reconcile.py --n 1 --n 50
+
+For each N it applies N ClientPipelines at once to a fresh local control plane
+with the operator running as a process against the local stack, and measures:
+- reconcile-to-Ready latency per pipeline (apply -> Ready=True observed), p50/p95;
+- in the same run, the raw cost of what one pipeline needs, each call timed
+  directly: two CREATE CATALOGs, the connector PUT (and its wait to RUNNING),
+  the branch create, the CronJob create; the ratio p50 / raw;
+- writes to every system during an idle period of several drift intervals;
+- the operator's RSS with N pipelines.
+It prints a table and, last, one JSON line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+from kubernetes import client, config
+
+from clientpipelines.clients.kafka_connect import KafkaConnectClient
+from clientpipelines.clients.nessie import NessieClient
+from clientpipelines.clients.postgres import PostgresLogin, SourcePostgres
+from clientpipelines.clients.trino import TrinoClient
+from clientpipelines.naming import ClientNames
+from clientpipelines.operator import desired
+from clientpipelines.operator.desired import GROUP, PLURAL, VERSION
+from clientpipelines.operator.settings import Settings
+from devstack import procs
+from devstack.controlplane import ControlPlane
+from devstack.operator import (
+    OperatorProcess,
+    install_crd,
+    pipeline_body,
+    wait_for,
+)
+from devstack.sampledata import ClientSource, SampleData
+from devstack.stack import Stack, operator_env
+
+DRIFT_INTERVAL = 10.0
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+def raw_cost(
+    stack: Stack, api: client.ApiClient, namespace: str, rounds: int = 3
+) -> dict[str, float]:
+    """Median seconds of each call one pipeline needs, made directly."""
+    op_settings = Settings.from_env(operator_env(stack.endpoints(), Path("unused")))
+    timings: dict[str, list[float]] = {}
+
+    def timed(what: str, run: Any) -> Any:
+        started = time.perf_counter()
+        result = run()
+        timings.setdefault(what, []).append(time.perf_counter() - started)
+        return result
+
+    data = SampleData(stack)
+    for _ in range(rounds):
+        _one_round(data, stack, api, namespace, op_settings, timed)
+    return {k: statistics.median(v) for k, v in timings.items()}
+
+
+def _one_round(
+    data: SampleData,
+    stack: Stack,
+    api: client.ApiClient,
+    namespace: str,
+    op_settings: Settings,
+    timed: Any,
+) -> None:
+    """Make, time and remove every part of one pipeline by hand."""
+    ep = stack.endpoints()
+    trino = TrinoClient(ep.trino_host, ep.trino_port)
+    connect = KafkaConnectClient(ep.connect_url)
+    nessie = NessieClient(ep.nessie_url)
+    cid = f"raw{uuid.uuid4().hex[:8]}"
+    src = data.create(cid, rows=40)
+    body = pipeline_body(cid, src, secret="unused", tables=["provider", "care_site"])
+    spec = desired.parse_spec(cid, namespace, body["spec"])
+    names = ClientNames(cid)
+    cats = desired.build_catalogs(spec, op_settings)
+    for name, cat in sorted(cats.items()):
+        timed(
+            f"create catalog ({cat.connector})",
+            lambda n=name, c=cat: trino.create_catalog(n, c.connector, c.properties),
+        )
+    conf = desired.build_connector_config(spec, src.username, src.password)
+    timed("connector PUT", lambda: connect.put_config(names.connector, conf))
+    timed(
+        "connector to RUNNING",
+        lambda: wait_for(
+            "RUNNING",
+            lambda: (
+                (s := connect.status(names.connector))
+                and s.state == "RUNNING"
+                and s.tasks
+                and all(t.state == "RUNNING" for t in s.tasks)
+            ),
+            interval=0.05,
+        ),
+    )
+    main = nessie.get_reference("main")
+    assert main is not None
+    timed("branch create", lambda: nessie.create_branch(names.staging_branch, main))
+    cron = desired.build_cronjob(spec, op_settings, {"name": cid, "uid": str(uuid.uuid4())})
+    cron["metadata"].pop("ownerReferences")
+    timed(
+        "CronJob create",
+        lambda: client.BatchV1Api(api).create_namespaced_cron_job(namespace, cron),
+    )
+    # Clean up this round.
+    connect.delete(names.connector)
+    for name in cats:
+        trino.drop_catalog(name)
+    ref = nessie.get_reference(names.staging_branch)
+    if ref:
+        nessie.delete_branch(ref)
+    client.BatchV1Api(api).delete_namespaced_cron_job(names.cronjob, namespace)
+    _drop_source(stack, src)
+
+
+def _drop_source(stack: Stack, src: ClientSource) -> None:
+    import psycopg  # noqa: PLC0415
+
+    names = ClientNames(src.client_id)
+    SourcePostgres(
+        PostgresLogin(src.host, src.port, src.database, src.username, src.password, "disable")
+    ).drop_slot(names.replication_slot, wait=60)
+    with psycopg.connect(stack.endpoints().postgres_dsn(), autocommit=True) as conn:
+        conn.execute(f'drop database if exists "{src.database}" with (force)')
+        conn.execute(f'drop role if exists "{src.username}"')
+
+
+def run_n(
+    n: int, cp: ControlPlane, stack: Stack, api: client.ApiClient, workdir: Path
+) -> dict[str, Any]:
+    namespace = f"bench-{uuid.uuid4().hex[:6]}"
+    core = client.CoreV1Api(api)
+    core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=namespace)))
+    print(f"[N={n}] preparing {n} source databases", file=sys.stderr, flush=True)
+    data = SampleData(stack)
+    sources = []
+    for _ in range(n):
+        cid = f"b{uuid.uuid4().hex[:8]}"
+        src = data.create(cid, rows=40)
+        core.create_namespaced_secret(
+            namespace,
+            client.V1Secret(
+                metadata=client.V1ObjectMeta(name=f"{cid}-db"),
+                string_data={"username": src.username, "password": src.password},
+            ),
+        )
+        sources.append(src)
+
+    raw = raw_cost(stack, api, namespace)
+    raw_total = sum(raw.values())
+    raw_calls = sum(v for k, v in raw.items() if k != "connector to RUNNING")
+
+    op = OperatorProcess(cp, stack, workdir)
+    op.env["DRIFT_INTERVAL_SECONDS"] = str(DRIFT_INTERVAL)
+    op.start()
+    objects = client.CustomObjectsApi(api)
+    applied: dict[str, float] = {}
+    print(f"[N={n}] applying {n} ClientPipelines", file=sys.stderr, flush=True)
+    for src in sources:
+        body = pipeline_body(
+            src.client_id,
+            src,
+            secret=f"{src.client_id}-db",
+            tables=["provider", "care_site"],
+            policy="Delete",
+        )
+        applied[src.client_id] = time.monotonic()
+        objects.create_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, body)
+    ready_at: dict[str, float] = {}
+    deadline = time.monotonic() + 120 + 3 * n
+    while len(ready_at) < n and time.monotonic() < deadline:
+        now = time.monotonic()
+        for item in objects.list_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL)[
+            "items"
+        ]:
+            name = item["metadata"]["name"]
+            conds = (item.get("status") or {}).get("conditions") or []
+            if name not in ready_at and any(
+                c["type"] == "Ready" and c["status"] == "True" for c in conds
+            ):
+                ready_at[name] = now
+        time.sleep(0.2)
+    latencies = [ready_at[c] - applied[c] for c in ready_at]
+    print(
+        f"[N={n}] {len(ready_at)}/{n} Ready; idle for {3 * DRIFT_INTERVAL:.0f}s",
+        file=sys.stderr,
+        flush=True,
+    )
+
+    # Idle: nothing changes; the drift timer re-checks every system.
+    before = {
+        i["metadata"]["name"]: i
+        for i in objects.list_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL)["items"]
+    }
+    versions = {k: v["metadata"]["resourceVersion"] for k, v in before.items()}
+    writes_before = op.metric("clientpipelines_writes_total")
+    checks_before = op.metric("clientpipelines_reconciles_total")
+    time.sleep(3 * DRIFT_INTERVAL)
+    idle_writes = op.metric("clientpipelines_writes_total") - writes_before
+    idle_checks = op.metric("clientpipelines_reconciles_total") - checks_before
+    after = {
+        i["metadata"]["name"]: i["metadata"]["resourceVersion"]
+        for i in objects.list_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL)["items"]
+    }
+    status_writes = sum(1 for k, v in after.items() if versions.get(k) != v)
+    if status_writes:
+        changed = next(k for k, v in after.items() if versions.get(k) != v)
+        now_obj = objects.get_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, changed)
+        print(
+            f"[N={n}] {changed} changed while idle:\n  before: "
+            f"{json.dumps(before[changed].get('status'))}\n  after:  "
+            f"{json.dumps(now_obj.get('status'))}\n  annotations: "
+            f"{now_obj['metadata'].get('annotations')}",
+            file=sys.stderr,
+        )
+    # Time spent inside the reconcile handlers, per part (mean of every reconcile).
+    in_handler = {
+        part: op.metric(f'clientpipelines_reconcile_duration_seconds_sum{{part="{part}"}}')
+        / max(1.0, op.metric(f'clientpipelines_reconcile_duration_seconds_count{{part="{part}"}}'))
+        for part in ("catalogs", "connector", "branch", "cronjob")
+    }
+    rss_mb = procs.group_rss_bytes(op.proc.pid) / 2**20 if op.proc else 0.0
+
+    print(f"[N={n}] deleting", file=sys.stderr, flush=True)
+    for src in sources:
+        objects.delete_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, src.client_id)
+    wait_for(
+        "every ClientPipeline to be cleaned up",
+        lambda: (
+            not objects.list_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL)["items"]
+        ),
+        timeout=120 + 2 * n,
+    )
+    op.stop()
+    for src in sources:
+        _drop_source(stack, src)
+
+    return {
+        "n": n,
+        "ready": len(ready_at),
+        "latency_p50_s": round(percentile(latencies, 0.5), 3) if latencies else None,
+        "latency_p95_s": round(percentile(latencies, 0.95), 3) if latencies else None,
+        "raw_cost_s": round(raw_total, 3),
+        "raw_calls_only_s": round(raw_calls, 3),
+        "raw_breakdown_s": {k: round(v, 3) for k, v in raw.items()},
+        "ratio_p50_to_raw": round(percentile(latencies, 0.5) / raw_total, 2) if latencies else None,
+        "idle_seconds": 3 * DRIFT_INTERVAL,
+        "idle_part_checks": idle_checks,
+        "idle_external_writes": idle_writes,
+        "idle_status_writes": status_writes,
+        "operator_rss_mb": round(rss_mb, 1),
+        "mean_part_reconcile_s": {k: round(v, 3) for k, v in in_handler.items()},
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n", type=int, action="append", help="pipelines (repeatable)")
+    args = parser.parse_args()
+    sizes = args.n or [1, 50]
+    stack = Stack()
+    stack.up(progress=False)
+    results = []
+    with tempfile.TemporaryDirectory() as tmp:
+        cp = ControlPlane(Path(tmp) / "cp", die_with_parent=True)
+        try:
+            cp.start()
+            api = config.new_client_from_config(config_file=str(cp.kubeconfig))
+            install_crd(api)
+            for n in sizes:
+                results.append(run_n(n, cp, stack, api, Path(tmp) / f"op{n}"))
+        finally:
+            cp.stop()
+    header = (
+        f"{'N':>4} {'ready':>6} {'p50 s':>7} {'p95 s':>7} {'raw s':>7} {'p50/raw':>8} "
+        f"{'idle writes':>12} {'status writes':>14} {'RSS MB':>7}"
+    )
+    print(header)
+    for r in results:
+        print(
+            f"{r['n']:>4} {r['ready']:>6} {r['latency_p50_s']:>7} {r['latency_p95_s']:>7} "
+            f"{r['raw_cost_s']:>7} {r['ratio_p50_to_raw']:>8} {r['idle_external_writes']:>12} "
+            f"{r['idle_status_writes']:>14} {r['operator_rss_mb']:>7}"
+        )
+    print(json.dumps({"benchmark": "operator_reconcile", "results": results}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
