@@ -179,10 +179,10 @@ def pipeline_body(
 
 def get_pipeline(api: client.ApiClient, namespace: str, name: str) -> dict[str, Any] | None:
     try:
-        obj: dict[str, Any] = client.CustomObjectsApi(api).get_namespaced_custom_object(
+        obj = client.CustomObjectsApi(api).get_namespaced_custom_object(
             GROUP, VERSION, namespace, PLURAL, name
         )
-        return obj
+        return obj if isinstance(obj, dict) else None
     except ApiException as exc:
         if exc.status == 404:
             return None
