@@ -216,6 +216,16 @@ def run_n(
     checks_before = op.metric("clientpipelines_reconciles_total")
     time.sleep(3 * DRIFT_INTERVAL)
     idle_writes = op.metric("clientpipelines_writes_total") - writes_before
+    if idle_writes:
+        idle_log = [
+            line
+            for line in op.log.read_text().splitlines()[-4000:]
+            if "Repaired" in line or "Unavailable" in line or "Error" in line
+        ]
+        print(
+            f"[N={n}] writes while idle; operator log lines:\n  " + "\n  ".join(idle_log[-15:]),
+            file=sys.stderr,
+        )
     idle_checks = op.metric("clientpipelines_reconciles_total") - checks_before
     after = {
         i["metadata"]["name"]: i["metadata"]["resourceVersion"]

@@ -108,6 +108,11 @@ class ClientNames:
     def staging_branch(self) -> str:
         return f"{self.client_id}-staging"
 
+    @property
+    def run_lock_branch(self) -> str:
+        """Held by the pipeline runner while a run is in progress (one run per client)."""
+        return f"{self.client_id}-run-lock"
+
     # Kubernetes
     @property
     def cronjob(self) -> str:

@@ -77,6 +77,26 @@ class NessieClient(RestClient):
         result = resp.json()
         return Reference(name=into.name, hash=result["resultantTargetHash"])
 
+    def commit_namespace(self, branch: Reference, namespace: str, message: str) -> Reference:
+        """Commit one namespace entry to `branch` (expected at its hash) with `message`.
+
+        Nessie refuses a commit without operations; a namespace is the lightest one.
+        """
+        body = {
+            "commitMeta": {"message": message},
+            "operations": [
+                {
+                    "type": "PUT",
+                    "key": {"elements": [namespace]},
+                    "content": {"type": "NAMESPACE", "elements": [namespace]},
+                }
+            ],
+        }
+        resp = self.request(
+            "POST", f"/trees/{quote(branch.name, safe='')}@{branch.hash}/history/commit", json=body
+        )
+        return Reference(name=branch.name, hash=resp.json()["targetBranch"]["hash"])
+
     def log(self, ref: str, *, limit: int = 20) -> list[Commit]:
         resp = self.request(
             "GET", f"/trees/{quote(ref, safe='')}/history", params={"max-records": str(limit)}

@@ -265,6 +265,8 @@ def build_cronjob(
         {"name": "TRINO_HOST", "value": settings.trino_host},
         {"name": "TRINO_PORT", "value": str(settings.trino_port)},
         {"name": "NESSIE_URL", "value": settings.nessie_url},
+        # The runner's lock lasts no longer than the Job may run.
+        {"name": "RUN_DEADLINE_SECONDS", "value": str(spec.active_deadline)},
     ]
     if spec.dbt_select:
         env.append({"name": "DBT_SELECT", "value": spec.dbt_select})

@@ -1,0 +1,1 @@
+{{ current_state_model('care_site') }}

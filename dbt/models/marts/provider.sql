@@ -1,0 +1,1 @@
+{{ current_state_model('provider') }}
