@@ -1,0 +1,225 @@
+"""The pipeline runner end to end: Postgres -> Debezium -> Kafka -> dbt on Trino -> Nessie main."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+import time
+import uuid
+
+import psycopg
+import pytest
+
+from clientpipelines.clients.nessie import NessieClient
+from clientpipelines.clients.trino import TrinoClient
+from clientpipelines.naming import ClientNames
+from devstack.sampledata import CARE_SITE_COLUMNS, PROVIDER_COLUMNS, ClientSource, SampleData
+from devstack.stack import Endpoints, Stack
+from devstack.wiring import wait_for_cdc, wire_client
+
+TABLES = {
+    "provider": (PROVIDER_COLUMNS, "provider_id"),
+    "care_site": (CARE_SITE_COLUMNS, "care_site_id"),
+}
+
+
+def runner(
+    endpoints: Endpoints, client: str, *extra: str, mode: str = "cdc", wrapper: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    """The runner as the CronJob's container runs it: a process with env and args."""
+    env = {
+        **os.environ,
+        "TRINO_HOST": endpoints.trino_host,
+        "TRINO_PORT": str(endpoints.trino_port),
+        "NESSIE_URL": endpoints.nessie_url,
+        "INGESTION_MODE": mode,
+    }
+    argv = (
+        [sys.executable, "-c", wrapper]
+        if wrapper
+        else [sys.executable, "-m", "clientpipelines.runner.cli"]
+    )
+    return subprocess.run(
+        [*argv, "run", "--client", client, *extra],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+
+
+def source_rows(src: ClientSource, table: str) -> list[tuple[object, ...]]:
+    cols, pk = TABLES[table]
+    with psycopg.connect(src.dsn()) as conn:
+        rows = conn.execute(f"select {', '.join(cols)} from {table} order by {pk}").fetchall()
+    return [tuple(r) for r in rows]
+
+
+def lake_rows(trino: TrinoClient, client: str, table: str) -> list[tuple[object, ...]]:
+    cols, pk = TABLES[table]
+    schema = ClientNames(client).lake_schema
+    return trino.query(f"select {', '.join(cols)} from lake.{schema}.{table} order by {pk}")
+
+
+def assert_lake_equals_source(trino: TrinoClient, src: ClientSource) -> None:
+    for table in TABLES:
+        expected = source_rows(src, table)
+        assert lake_rows(trino, src.client_id, table) == expected, table
+
+
+def main_hash(endpoints: Endpoints) -> str:
+    ref = NessieClient(endpoints.nessie_url).get_reference("main")
+    assert ref is not None
+    return ref.hash
+
+
+@pytest.fixture
+def cdc_client(platform: Stack) -> ClientSource:
+    return wire_client(platform, f"r{uuid.uuid4().hex[:8]}", rows=300)
+
+
+def test_changes_flow_through_to_the_published_tables(
+    platform: Stack, endpoints: Endpoints, trino_client: TrinoClient, cdc_client: ClientSource
+) -> None:
+    src = cdc_client
+    wait_for_cdc(platform, src.client_id)
+    first = runner(endpoints, src.client_id)
+    assert first.returncode == 0, first.stdout + first.stderr
+    assert "[6/6] publish" in first.stdout
+    assert_lake_equals_source(trino_client, src)
+
+    # Inserts, updates, deletes, and a primary-key update.
+    SampleData(platform).apply_changes(src.client_id, count=200, seed=11)
+    with psycopg.connect(src.dsn(), autocommit=True) as conn:
+        conn.execute(
+            "update provider set provider_id = 900001 where provider_id = "
+            "(select min(provider_id) from provider)"
+        )
+    wait_for_cdc(platform, src.client_id)
+    second = runner(endpoints, src.client_id)
+    assert second.returncode == 0, second.stdout + second.stderr
+    assert_lake_equals_source(trino_client, src)
+
+    # Nothing new: no build, no commit on main.
+    before = main_hash(endpoints)
+    third = runner(endpoints, src.client_id)
+    assert third.returncode == 0, third.stdout + third.stderr
+    assert "no new changes" in third.stdout
+    assert main_hash(endpoints) == before
+
+
+def test_bad_data_fails_a_test_and_main_stays_untouched(
+    platform: Stack, endpoints: Endpoints, trino_client: TrinoClient, cdc_client: ClientSource
+) -> None:
+    src = cdc_client
+    wait_for_cdc(platform, src.client_id)
+    assert runner(endpoints, src.client_id).returncode == 0
+    published = {t: lake_rows(trino_client, src.client_id, t) for t in TABLES}
+    head = main_hash(endpoints)
+
+    # The client's database lets a provider point at a care site that does not exist.
+    with psycopg.connect(src.dsn(), autocommit=True) as conn:
+        conn.execute("alter table provider drop constraint provider_care_site_id_fkey")
+        conn.execute(
+            "insert into provider (provider_id, provider_name, care_site_id)"
+            " values (800001, 'Orphan Ørsted', 999999)"
+        )
+    wait_for_cdc(platform, src.client_id)
+    failed = runner(endpoints, src.client_id)
+    assert failed.returncode == 1, failed.stdout + failed.stderr
+    assert "not published" in failed.stdout
+    assert "relationships_provider_care_site_id" in failed.stdout
+    assert main_hash(endpoints) == head
+    assert {t: lake_rows(trino_client, src.client_id, t) for t in TABLES} == published
+    # Staging keeps the bad build to inspect.
+    names = ClientNames(src.client_id)
+    staged = trino_client.query(
+        f"select care_site_id from {names.staging_catalog}.{names.lake_schema}.provider"
+        " where provider_id = 800001"
+    )
+    assert staged == [(999999,)]
+
+
+def test_a_runner_killed_before_publish_leaves_main_and_the_next_run_publishes(
+    platform: Stack, endpoints: Endpoints, trino_client: TrinoClient, cdc_client: ClientSource
+) -> None:
+    src = cdc_client
+    wait_for_cdc(platform, src.client_id)
+    head = main_hash(endpoints)
+    # The process dies abruptly (no cleanup of any kind) between build and publish;
+    # its lock lasts one second, as if its deadline had passed.
+    crash = textwrap.dedent("""
+        import os, sys
+        from clientpipelines.runner import pipeline
+        pipeline.Run.publish = lambda self: os._exit(137)
+        real = pipeline.RunConfig
+        pipeline.RunConfig = lambda **kw: real(**{**kw, "deadline_seconds": 1.0})
+        from clientpipelines.runner import cli
+        cli.RunConfig = pipeline.RunConfig
+        sys.exit(cli.main(sys.argv[1:]))
+    """)
+    crashed = runner(endpoints, src.client_id, wrapper=crash)
+    assert crashed.returncode == 137, crashed.stdout + crashed.stderr
+    assert "[4/6] dbt build" in crashed.stdout
+    assert main_hash(endpoints) == head
+    time.sleep(1.5)
+
+    recovered = runner(endpoints, src.client_id)
+    assert recovered.returncode == 0, recovered.stdout + recovered.stderr
+    assert "broke the lock" in recovered.stdout
+    assert_lake_equals_source(trino_client, src)
+
+
+def test_a_second_run_is_refused_while_one_holds_the_client(
+    platform: Stack, endpoints: Endpoints, cdc_client: ClientSource
+) -> None:
+    names = ClientNames(cdc_client.client_id)
+    nessie = NessieClient(endpoints.nessie_url)
+    main = nessie.get_reference("main")
+    assert main is not None
+    lock = nessie.create_branch(names.run_lock_branch, main)
+    nessie.commit_namespace(
+        lock, "run-lock", json.dumps({"run_id": "other", "expires": time.time() + 600})
+    )
+    try:
+        refused = runner(endpoints, cdc_client.client_id)
+        assert refused.returncode == 3, refused.stdout + refused.stderr
+        assert "another run (other) holds" in refused.stdout
+    finally:
+        held = nessie.get_reference(names.run_lock_branch)
+        if held:
+            nessie.delete_branch(held)
+
+
+def test_full_reload_gives_the_same_tables(
+    platform: Stack, endpoints: Endpoints, trino_client: TrinoClient
+) -> None:
+    src = wire_client(platform, f"f{uuid.uuid4().hex[:8]}", rows=300, mode="full-reload")
+    result = runner(endpoints, src.client_id, mode="full-reload")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert_lake_equals_source(trino_client, src)
+    SampleData(platform).apply_changes(src.client_id, count=100)
+    again = runner(endpoints, src.client_id, mode="full-reload")
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert_lake_equals_source(trino_client, src)
+
+
+def test_runner_refuses_a_bad_client_id(endpoints: Endpoints) -> None:
+    result = runner(endpoints, "Not_A_Client")
+    assert result.returncode == 2
+    assert "--client" in result.stderr
+
+
+def test_runner_help_documents_exit_codes() -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "clientpipelines.runner.cli", "run", "--help"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    for code in ("0", "1", "2", "3", "4"):
+        assert f"  {code}  " in out

@@ -1,0 +1,73 @@
+"""Wire one client's pipeline parts directly (no Kubernetes), with the operator's own code.
+
+For runner tests and benchmarks that need a client's catalogs, connector and branch
+but not a control plane: the same `ensure_*` functions the operator calls.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from clientpipelines.clients.kafka_connect import KafkaConnectClient
+from clientpipelines.clients.trino import TrinoClient
+from clientpipelines.naming import ClientNames
+from clientpipelines.operator import desired, parts
+from clientpipelines.operator.settings import Settings
+from devstack.operator import pipeline_body
+from devstack.sampledata import ClientSource, SampleData
+from devstack.stack import Stack, operator_env
+
+
+def wire_client(
+    stack: Stack, client_id: str, *, rows: int = 300, mode: str = "cdc", seed: int = 42
+) -> ClientSource:
+    """Source data, catalogs, connector (cdc) and staging branch for `client_id`."""
+    ep = stack.endpoints()
+    src = SampleData(stack).create(client_id, rows=rows, seed=seed)
+    settings = Settings.from_env(operator_env(ep, Path("unused")))
+    systems = parts.Systems.from_settings(settings, api=None)  # type: ignore[arg-type]
+    body = pipeline_body(
+        client_id, src, secret="unused", tables=["provider", "care_site"], mode=mode
+    )
+    spec = desired.parse_spec(client_id, "default", body["spec"])
+    creds = parts.Credentials(src.username, src.password, "1")
+    for result in (
+        parts.ensure_catalogs(systems, spec, creds, None),
+        parts.ensure_connector(systems, spec, creds, None),
+        parts.ensure_branch(systems, spec, None),
+    ):
+        if not result.condition.status and result.condition.reason != "ConnectorStarting":
+            raise RuntimeError(f"{client_id}: {result.condition}")
+    return src
+
+
+def wait_for_cdc(
+    stack: Stack, client_id: str, *, timeout: float = 120.0, quiet_for: float = 3.0
+) -> int:
+    """Wait until the client's topics stop growing (every change so far delivered)."""
+    ep = stack.endpoints()
+    names = ClientNames(client_id)
+    trino = TrinoClient(ep.trino_host, ep.trino_port)
+    connect = KafkaConnectClient(ep.connect_url)
+    deadline = time.monotonic() + timeout
+    last, stable_since = -1, time.monotonic()
+    while time.monotonic() < deadline:
+        status = connect.status(names.connector)
+        if status is None or status.state != "RUNNING":
+            time.sleep(0.5)
+            continue
+        count = sum(
+            int(
+                trino.query(
+                    f'select count(*) from {names.cdc_catalog}.default."{names.topic("public", t)}"'
+                )[0][0]
+            )
+            for t in ("provider", "care_site")
+        )
+        if count != last:
+            last, stable_since = count, time.monotonic()
+        elif count > 0 and time.monotonic() - stable_since >= quiet_for:
+            return count
+        time.sleep(0.5)
+    raise TimeoutError(f"{client_id}: change events still arriving after {timeout:.0f}s")
