@@ -1,0 +1,162 @@
+"""Benchmark: an incremental run against a full refresh, and CDC freshness.
+
+    uv run python benchmarks/runner_incremental.py --rows 1000000 --changes 10000 --freshness 1000
+
+On one client with `--rows` providers:
+- one incremental run applying `--changes` inserts/updates/deletes, against a full
+  refresh (every Kafka offset again) of the same tables, in the same run;
+- CDC freshness: for `--freshness` single-row changes, the time from the Postgres
+  commit to the change being visible in the client's kafka catalog; p50/p95.
+Prints a table and, last, one JSON line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+import uuid
+
+import psycopg
+
+from clientpipelines.clients.trino import TrinoClient
+from clientpipelines.naming import ClientNames
+from devstack.sampledata import SampleData
+from devstack.stack import Stack
+from devstack.wiring import wait_for_cdc, wire_client
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+def run_runner(stack: Stack, client: str, *extra: str) -> float:
+    ep = stack.endpoints()
+    env = {
+        **os.environ,
+        "TRINO_HOST": ep.trino_host,
+        "TRINO_PORT": str(ep.trino_port),
+        "NESSIE_URL": ep.nessie_url,
+    }
+    started = time.monotonic()
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "clientpipelines.runner.cli",
+            "run",
+            "--client",
+            client,
+            "--select",
+            "+provider +care_site",
+            *extra,
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    took = time.monotonic() - started
+    if result.returncode != 0:
+        raise RuntimeError(f"runner failed ({result.returncode}):\n{result.stdout[-3000:]}")
+    return took
+
+
+def freshness(stack: Stack, client: str, samples: int) -> list[float]:
+    """Commit a one-row update, poll the kafka catalog until that change is visible."""
+    ep = stack.endpoints()
+    names = ClientNames(client)
+    trino = TrinoClient(ep.trino_host, ep.trino_port)
+    src = SampleData(stack).source(client)
+    topic = f'{names.cdc_catalog}.default."{names.topic("public", "provider")}"'
+    (high,) = trino.query(f"select max(_partition_offset) from {topic}")[0]
+    lags = []
+    with psycopg.connect(src.dsn(), autocommit=True) as conn:
+        for i in range(samples):
+            marker = f"fresh-{i}-{uuid.uuid4().hex[:6]}"
+            conn.execute(
+                "update provider set provider_source_value = %s where provider_id = "
+                "(select min(provider_id) from provider)",
+                (marker,),
+            )
+            committed = time.monotonic()
+            while True:
+                rows = trino.query(
+                    f"select _partition_offset from {topic} where _partition_offset > {high} and"
+                    f" json_extract_scalar(_message, '$.after.provider_source_value') = '{marker}'"
+                )
+                if rows:
+                    lags.append(time.monotonic() - committed)
+                    high = rows[0][0]
+                    break
+                if time.monotonic() - committed > 60:
+                    raise TimeoutError(f"change {marker} not visible after 60 s")
+                time.sleep(0.02)
+    return lags
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--changes", type=int, default=10_000)
+    parser.add_argument("--freshness", type=int, default=1000)
+    parser.add_argument("--repeat", type=int, default=1, help="incremental/full pairs to time")
+    args = parser.parse_args()
+
+    stack = Stack()
+    stack.up(progress=False)
+    client = f"bench{uuid.uuid4().hex[:6]}"
+    say = lambda m: print(f"[{time.strftime('%H:%M:%S')}] {m}", file=sys.stderr, flush=True)  # noqa: E731
+    say(f"seeding {args.rows} providers and wiring {client}")
+    started = time.monotonic()
+    wire_client(stack, client, rows=args.rows)
+    wait_for_cdc(stack, client, timeout=3600, quiet_for=5)
+    say(f"snapshot in Kafka after {time.monotonic() - started:.0f}s; first (full) run")
+    first = run_runner(stack, client)
+    say(f"first run {first:.1f}s")
+
+    incremental, full = [], []
+    for i in range(args.repeat):
+        SampleData(stack).apply_changes(client, count=args.changes, seed=100 + i, batch=1000)
+        wait_for_cdc(stack, client, timeout=600, quiet_for=3)
+        incremental.append(run_runner(stack, client))
+        say(f"incremental run with {args.changes} changes: {incremental[-1]:.1f}s")
+        full.append(run_runner(stack, client, "--full-refresh"))
+        say(f"full refresh: {full[-1]:.1f}s")
+
+    say(f"freshness over {args.freshness} single-row changes")
+    lags = freshness(stack, client, args.freshness)
+    result = {
+        "benchmark": "runner_incremental",
+        "rows": args.rows,
+        "changes": args.changes,
+        "first_run_s": round(first, 1),
+        "incremental_run_s": round(statistics.median(incremental), 1),
+        "full_refresh_s": round(statistics.median(full), 1),
+        "speedup_full_over_incremental": round(
+            statistics.median(full) / statistics.median(incremental), 1
+        ),
+        "freshness_samples": len(lags),
+        "freshness_p50_s": round(percentile(lags, 0.5), 3),
+        "freshness_p95_s": round(percentile(lags, 0.95), 3),
+    }
+    print(
+        f"{'rows':>9} {'changes':>8} {'incremental s':>14} {'full refresh s':>15} "
+        f"{'speedup':>8} {'fresh p50 s':>12} {'fresh p95 s':>12}"
+    )
+    print(
+        f"{result['rows']:>9} {result['changes']:>8} {result['incremental_run_s']:>14} "
+        f"{result['full_refresh_s']:>15} {result['speedup_full_over_incremental']:>8} "
+        f"{result['freshness_p50_s']:>12} {result['freshness_p95_s']:>12}"
+    )
+    print(json.dumps(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
