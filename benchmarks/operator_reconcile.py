@@ -206,6 +206,13 @@ def run_n(
         flush=True,
     )
 
+    # Settle: right after the last Ready, Kafka Connect may still be rebalancing over
+    # the connectors just added (each one triggers a group rebalance). Writes in
+    # these first drift cycles are counted apart from the idle ones.
+    settle_before = op.metric("clientpipelines_writes_total")
+    time.sleep(2 * DRIFT_INTERVAL)
+    settle_writes = op.metric("clientpipelines_writes_total") - settle_before
+
     # Idle: nothing changes; the drift timer re-checks every system.
     before = {
         i["metadata"]["name"]: i
@@ -273,6 +280,8 @@ def run_n(
         "raw_calls_only_s": round(raw_calls, 3),
         "raw_breakdown_s": {k: round(v, 3) for k, v in raw.items()},
         "ratio_p50_to_raw": round(percentile(latencies, 0.5) / raw_total, 2) if latencies else None,
+        "settle_seconds": 2 * DRIFT_INTERVAL,
+        "settle_external_writes": settle_writes,
         "idle_seconds": 3 * DRIFT_INTERVAL,
         "idle_part_checks": idle_checks,
         "idle_external_writes": idle_writes,

@@ -4,15 +4,19 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import sys
 import time
 
+from kubernetes import config as kube_config
+
 from devstack import artifacts, binaries
 from devstack.controlplane import ControlPlane, default_directory
+from devstack.operator import install_crd
 from devstack.procs import StartupError, tail
 from devstack.sampledata import SampleData
-from devstack.stack import SERVICES, Stack, endpoints_json
+from devstack.stack import SERVICES, Stack, endpoints_json, operator_env
 
 
 def _cluster_up(_: argparse.Namespace) -> int:
@@ -114,6 +118,23 @@ def _changes(args: argparse.Namespace) -> int:
     return 0
 
 
+def _operator(args: argparse.Namespace) -> int:
+    """Install the CRD into the local control plane and run the operator in the foreground."""
+    cp = ControlPlane(default_directory())
+    if not cp.is_ready():
+        print("error: the control plane is not running: make cluster-up", file=sys.stderr)
+        return 2
+    api = kube_config.new_client_from_config(config_file=str(cp.kubeconfig))
+    install_crd(api)
+    env = {
+        **os.environ,
+        **operator_env(Stack().endpoints(), cp.kubeconfig, drift_interval=args.drift_interval),
+    }
+    print(f"operator: watching every namespace of {cp.server}; Ctrl-C stops it", file=sys.stderr)
+    os.execvpe(sys.executable, [sys.executable, "-m", "clientpipelines.operator"], env)  # noqa: S606
+    return 0  # not reached
+
+
 def _build(_: argparse.Namespace) -> int:
     started = time.monotonic()
     for name, path in binaries.ensure_all().items():
@@ -159,6 +180,9 @@ def main(argv: list[str] | None = None) -> int:
     ssub.add_parser("endpoints", help="URLs and ports as JSON (no secrets)").set_defaults(
         func=_stack_endpoints
     )
+    op = sub.add_parser("operator", help="run the operator against the local control plane")
+    op.add_argument("--drift-interval", type=float, default=60.0, help="seconds")
+    op.set_defaults(func=_operator)
     seed = sub.add_parser("seed", help="create clients' source databases with sample OMOP data")
     seed.add_argument("--client", action="append", required=True, help="client id (repeatable)")
     seed.add_argument("--rows", type=int, default=2000, help="providers (care sites: rows/10)")
