@@ -32,6 +32,7 @@ from devstack.operator import (
 )
 from devstack.sampledata import ClientSource, SampleData
 from devstack.stack import Endpoints, Stack
+from devstack.wiring import unwire_client
 
 
 @pytest.fixture(scope="module")
@@ -92,12 +93,26 @@ class Client:
 
 
 @pytest.fixture
-def namespace(kube_api: client.ApiClient) -> Iterator[str]:
+def namespace(kube_api: client.ApiClient, platform: Stack) -> Iterator[str]:
+    """A namespace per test; afterwards, whatever its clients left outside Kubernetes goes."""
     name = f"ns-{uuid.uuid4().hex[:8]}"
     client.CoreV1Api(kube_api).create_namespace(
         client.V1Namespace(metadata=client.V1ObjectMeta(name=name))
     )
     yield name
+    objects = client.CustomObjectsApi(kube_api)
+    for item in objects.list_namespaced_custom_object(GROUP, VERSION, name, PLURAL)["items"]:
+        objects.delete_namespaced_custom_object(
+            GROUP, VERSION, name, PLURAL, item["metadata"]["name"]
+        )
+    wait_for(
+        "the operator to finish deleting this test's pipelines",
+        lambda: not objects.list_namespaced_custom_object(GROUP, VERSION, name, PLURAL)["items"],
+        timeout=90,
+    )
+    for secret in client.CoreV1Api(kube_api).list_namespaced_secret(name).items:
+        if secret.metadata.name.endswith("-db"):
+            unwire_client(platform, secret.metadata.name.removesuffix("-db"))
 
 
 @pytest.fixture

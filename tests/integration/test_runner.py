@@ -9,6 +9,7 @@ import sys
 import textwrap
 import time
 import uuid
+from collections.abc import Iterator
 
 import psycopg
 import pytest
@@ -18,7 +19,7 @@ from clientpipelines.clients.trino import TrinoClient
 from clientpipelines.naming import ClientNames
 from devstack.sampledata import CARE_SITE_COLUMNS, PROVIDER_COLUMNS, ClientSource, SampleData
 from devstack.stack import Endpoints, Stack
-from devstack.wiring import wait_for_cdc, wire_client
+from devstack.wiring import unwire_client, wait_for_cdc, wire_client
 
 TABLES = {
     "provider": (PROVIDER_COLUMNS, "provider_id"),
@@ -78,8 +79,10 @@ def main_hash(endpoints: Endpoints) -> str:
 
 
 @pytest.fixture
-def cdc_client(platform: Stack) -> ClientSource:
-    return wire_client(platform, f"r{uuid.uuid4().hex[:8]}", rows=300)
+def cdc_client(platform: Stack) -> Iterator[ClientSource]:
+    src = wire_client(platform, f"r{uuid.uuid4().hex[:8]}", rows=300)
+    yield src
+    unwire_client(platform, src.client_id)
 
 
 def test_changes_flow_through_to_the_published_tables(
@@ -199,13 +202,16 @@ def test_full_reload_gives_the_same_tables(
     platform: Stack, endpoints: Endpoints, trino_client: TrinoClient
 ) -> None:
     src = wire_client(platform, f"f{uuid.uuid4().hex[:8]}", rows=300, mode="full-reload")
-    result = runner(endpoints, src.client_id, mode="full-reload")
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert_lake_equals_source(trino_client, src)
-    SampleData(platform).apply_changes(src.client_id, count=100)
-    again = runner(endpoints, src.client_id, mode="full-reload")
-    assert again.returncode == 0, again.stdout + again.stderr
-    assert_lake_equals_source(trino_client, src)
+    try:
+        result = runner(endpoints, src.client_id, mode="full-reload")
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert_lake_equals_source(trino_client, src)
+        SampleData(platform).apply_changes(src.client_id, count=100)
+        again = runner(endpoints, src.client_id, mode="full-reload")
+        assert again.returncode == 0, again.stdout + again.stderr
+        assert_lake_equals_source(trino_client, src)
+    finally:
+        unwire_client(platform, src.client_id)
 
 
 def test_runner_refuses_a_bad_client_id(endpoints: Endpoints) -> None:

@@ -71,3 +71,44 @@ def wait_for_cdc(
             return count
         time.sleep(0.5)
     raise TimeoutError(f"{client_id}: change events still arriving after {timeout:.0f}s")
+
+
+def unwire_client(stack: Stack, client_id: str) -> None:
+    """Remove everything `wire_client` (or the operator) made for a client, and its source."""
+    import psycopg  # noqa: PLC0415
+
+    from clientpipelines.clients.errors import ServiceError  # noqa: PLC0415
+    from clientpipelines.clients.nessie import NessieClient  # noqa: PLC0415
+
+    ep = stack.endpoints()
+    names = ClientNames(client_id)
+    KafkaConnectClient(ep.connect_url).delete(names.connector)
+    trino = TrinoClient(ep.trino_host, ep.trino_port)
+    for catalog in desired.owned_catalog_names(client_id):
+        try:
+            trino.drop_catalog(catalog)
+        except ServiceError:
+            pass
+    nessie = NessieClient(ep.nessie_url)
+    for branch in (names.staging_branch, names.run_lock_branch):
+        ref = nessie.get_reference(branch)
+        if ref is not None:
+            nessie.delete_branch(ref)
+    src = SampleData(stack).source(client_id)
+    deadline = time.monotonic() + 30
+    with psycopg.connect(ep.postgres_dsn(), autocommit=True) as conn:
+        while (
+            time.monotonic() < deadline
+            and conn.execute(
+                "select 1 from pg_replication_slots where slot_name = %s and active",
+                (names.replication_slot,),
+            ).fetchone()
+        ):
+            time.sleep(0.5)
+        conn.execute(
+            "select pg_drop_replication_slot(slot_name) from pg_replication_slots"
+            " where slot_name = %s",
+            (names.replication_slot,),
+        )
+        conn.execute(f'drop database if exists "{src.database}" with (force)')
+        conn.execute(f'drop role if exists "{src.username}"')
