@@ -6,6 +6,7 @@ but not a control plane: the same `ensure_*` functions the operator calls.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from pathlib import Path
 
@@ -85,10 +86,8 @@ def unwire_client(stack: Stack, client_id: str) -> None:
     KafkaConnectClient(ep.connect_url).delete(names.connector)
     trino = TrinoClient(ep.trino_host, ep.trino_port)
     for catalog in desired.owned_catalog_names(client_id):
-        try:
+        with contextlib.suppress(ServiceError):
             trino.drop_catalog(catalog)
-        except ServiceError:
-            pass
     nessie = NessieClient(ep.nessie_url)
     for branch in (names.staging_branch, names.run_lock_branch):
         ref = nessie.get_reference(branch)
