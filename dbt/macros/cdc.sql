@@ -147,3 +147,4 @@ select {{ column_list(table) }}
 from {{ ref('stg_src__' ~ table) }}
   {%- endif -%}
 {%- endmacro %}
+
