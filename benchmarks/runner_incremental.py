@@ -20,6 +20,7 @@ import subprocess
 import sys
 import time
 import uuid
+from pathlib import Path
 
 import psycopg
 
@@ -62,6 +63,10 @@ def run_runner(stack: Stack, client: str, *extra: str) -> float:
         check=False,
     )
     took = time.monotonic() - started
+    keep = os.environ.get("BENCH_OUTPUT_DIR")
+    if keep:  # each run's full output, to see where its time went
+        label = "full" if "--full-refresh" in extra else "incremental"
+        Path(keep, f"{client}-{label}-{int(started)}.log").write_text(result.stdout)
     if result.returncode != 0:
         raise RuntimeError(f"runner failed ({result.returncode}):\n{result.stdout[-3000:]}")
     return took

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import yaml
 
+from clientpipelines import manifests
 from clientpipelines.manifests import CRD_PATH
 from clientpipelines.naming import CLIENT_ID_PATTERN, MAX_CLIENT_ID_LENGTH
+from devstack.paths import REPO_ROOT
 
 
 def test_crd_name_rules_match_the_naming_module() -> None:
@@ -16,3 +18,13 @@ def test_crd_name_rules_match_the_naming_module() -> None:
     assert CLIENT_ID_PATTERN in rules
     printer = [c["name"] for c in crd["spec"]["versions"][0]["additionalPrinterColumns"]]
     assert printer == ["Ready", "Mode", "Schedule", "Last run", "Age"]
+
+
+def test_the_operator_charts_crds_are_generated_from_the_single_source() -> None:
+    crds = REPO_ROOT / "charts" / "clientpipeline-operator" / "crds"
+    for source in manifests.SOURCES:
+        copy = crds / source.name
+        assert copy.exists(), f"missing {copy}: run `uv run devstack gen-crds`"
+        assert copy.read_text() == manifests.chart_copy(source), (
+            f"{copy} differs from {source}: run `uv run devstack gen-crds`"
+        )

@@ -8,6 +8,7 @@ directory is missing.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import subprocess
@@ -35,7 +36,9 @@ class GoBuild:
 
     @property
     def out_dir(self) -> Path:
-        return cache_root() / "bin" / f"{self.name}-{self.version}"
+        # The flags are part of the key: changing what is stamped rebuilds.
+        flags = hashlib.sha256(" ".join(self.ldflags).encode()).hexdigest()[:8]
+        return cache_root() / "bin" / f"{self.name}-{self.version}-{flags}"
 
     def paths(self) -> dict[str, Path]:
         return {binary: self.out_dir / binary for binary in self.packages}
@@ -96,6 +99,14 @@ def helm_build() -> GoBuild:
         ldflags=(
             f"-X helm.sh/helm/v3/internal/version.version={HELM_VERSION}",
             "-X helm.sh/helm/v3/internal/version.gitTreeState=clean",
+            # The Kubernetes version `helm template` and `helm lint` assume, as helm's
+            # own release build stamps it (otherwise v1.20, and charts asking for a
+            # newer kubeVersion refuse to render).
+            *(
+                f"-X helm.sh/helm/v3/pkg/{pkg}.k8sVersion{part}={value}"
+                for pkg in ("chartutil", "lint/rules")
+                for part, value in (("Major", "1"), ("Minor", KUBERNETES_VERSION.split(".")[1]))
+            ),
         ),
     )
 

@@ -11,9 +11,11 @@ import time
 
 from kubernetes import config as kube_config
 
+from clientpipelines import manifests
 from devstack import artifacts, binaries
 from devstack.controlplane import ControlPlane, default_directory
 from devstack.operator import install_crd
+from devstack.paths import REPO_ROOT
 from devstack.procs import StartupError, tail
 from devstack.sampledata import SampleData
 from devstack.stack import SERVICES, Stack, endpoints_json, operator_env
@@ -135,6 +137,16 @@ def _operator(args: argparse.Namespace) -> int:
     return 0  # not reached
 
 
+def _gen_crds(_: argparse.Namespace) -> int:
+    """Write the operator chart's crds/ from the single sources."""
+    target = REPO_ROOT / "charts" / "clientpipeline-operator" / "crds"
+    target.mkdir(parents=True, exist_ok=True)
+    for source in manifests.SOURCES:
+        (target / source.name).write_text(manifests.chart_copy(source))
+        print(f"wrote {target / source.name}")
+    return 0
+
+
 def _build(_: argparse.Namespace) -> int:
     started = time.monotonic()
     for name, path in binaries.ensure_all().items():
@@ -179,6 +191,9 @@ def main(argv: list[str] | None = None) -> int:
     slogs.set_defaults(func=_stack_logs)
     ssub.add_parser("endpoints", help="URLs and ports as JSON (no secrets)").set_defaults(
         func=_stack_endpoints
+    )
+    sub.add_parser("gen-crds", help="copy the CRDs into the operator chart").set_defaults(
+        func=_gen_crds
     )
     op = sub.add_parser("operator", help="run the operator against the local control plane")
     op.add_argument("--drift-interval", type=float, default=60.0, help="seconds")

@@ -1,0 +1,72 @@
+{{/* The chart's name, overridable with nameOverride. */}}
+{{- define "cpo.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/* The release's full name: used for every object the chart creates. */}}
+{{- define "cpo.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" }}
+{{- else if contains (include "cpo.name" .) .Release.Name }}
+{{- .Release.Name | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name (include "cpo.name" .) | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+
+{{/* Labels every object carries. */}}
+{{- define "cpo.labels" -}}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
+{{ include "cpo.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+{{- end }}
+
+{{/* The labels that select the operator's pods (must never change across upgrades). */}}
+{{- define "cpo.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "cpo.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end }}
+
+{{/* The ServiceAccount the operator runs as. */}}
+{{- define "cpo.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create }}
+{{- default (include "cpo.fullname" .) .Values.serviceAccount.name }}
+{{- else }}
+{{- default "default" .Values.serviceAccount.name }}
+{{- end }}
+{{- end }}
+
+{{/* The image reference, tag defaulting to the chart's appVersion. */}}
+{{- define "cpo.image" -}}
+{{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) }}
+{{- end }}
+
+{{/* The RBAC rules the operator needs in the namespaces it watches. */}}
+{{- define "cpo.rules" -}}
+- apiGroups: [pipelines.promptly.io]
+  resources: [clientpipelines]
+  verbs: [get, list, watch, patch, update]
+- apiGroups: [pipelines.promptly.io]
+  resources: [clientpipelines/status]
+  verbs: [get, patch, update]
+# The credentials Secret each ClientPipeline names: read, never listed.
+- apiGroups: [""]
+  resources: [secrets]
+  verbs: [get]
+- apiGroups: [batch]
+  resources: [cronjobs]
+  verbs: [get, create, update]
+# Pipeline runs, mirrored into status.lastRun.
+- apiGroups: [batch]
+  resources: [jobs]
+  verbs: [get, list, watch]
+- apiGroups: ["", events.k8s.io]
+  resources: [events]
+  verbs: [create, patch]
+{{- if gt (int .Values.replicaCount) 1 }}
+- apiGroups: [kopf.dev]
+  resources: [kopfpeerings]
+  verbs: [get, list, watch, patch]
+{{- end }}
+{{- end }}

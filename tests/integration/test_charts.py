@@ -1,0 +1,187 @@
+"""The Helm charts: lint, render, server-side dry-run and a real install on the control plane."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from kubernetes import client
+
+from devstack.binaries import helm_build, kubernetes_build
+from devstack.controlplane import ControlPlane
+from devstack.operator import install_crd
+from devstack.paths import REPO_ROOT
+
+CHARTS = REPO_ROOT / "charts"
+SCENARIOS = sorted(
+    (chart.name, values.name)
+    for chart in CHARTS.iterdir()
+    if (chart / "Chart.yaml").exists()
+    for values in (chart / "ci").glob("*-values.yaml")
+)
+# Kinds whose CRDs belong to other operators and are not installed here.
+FOREIGN_KINDS = {"ServiceMonitor"}
+CLUSTER_KINDS = {"ClusterRole", "ClusterRoleBinding", "CustomResourceDefinition", "Namespace"}
+
+
+def helm(*args: str, kubeconfig: Path | None = None) -> str:
+    env = {
+        **os.environ,
+        "HELM_CACHE_HOME": "/tmp/helm-cache",
+        "HELM_CONFIG_HOME": "/tmp/helm-config",
+    }
+    if kubeconfig:
+        env["KUBECONFIG"] = str(kubeconfig)
+    result = subprocess.run(
+        [str(helm_build().paths()["helm"]), *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, f"helm {' '.join(args)}:\n{result.stdout}\n{result.stderr}"
+    return result.stdout
+
+
+def kubectl(
+    kubeconfig: Path, *args: str, stdin: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(kubernetes_build().paths()["kubectl"]), "--kubeconfig", str(kubeconfig), *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
+@pytest.fixture(scope="module")
+def crds(kube_api: client.ApiClient, control_plane: ControlPlane) -> None:
+    install_crd(kube_api)
+    peering = REPO_ROOT / "operator/clientpipelines/manifests/kopf-peering-crds.yaml"
+    result = kubectl(control_plane.kubeconfig, "apply", "--server-side", "-f", str(peering))
+    assert result.returncode == 0, result.stderr
+
+
+@pytest.mark.parametrize(("chart", "values"), SCENARIOS, ids=[f"{c}:{v}" for c, v in SCENARIOS])
+def test_every_chart_scenario_lints_renders_and_passes_server_side_dry_run(
+    crds: None, control_plane: ControlPlane, chart: str, values: str
+) -> None:
+    path = CHARTS / chart
+    helm("lint", "--strict", str(path), "-f", str(path / "ci" / values))
+    namespace = f"dry-{uuid.uuid4().hex[:6]}"
+    kubectl(control_plane.kubeconfig, "create", "namespace", namespace)
+    for ns in ("clients-a", "clients-b"):
+        kubectl(control_plane.kubeconfig, "create", "namespace", ns)
+    rendered = helm(
+        "template", "release", str(path), "-n", namespace, "-f", str(path / "ci" / values)
+    )
+    docs = [d for d in yaml.safe_load_all(rendered) if d]
+    assert docs
+    checked = [d for d in docs if d["kind"] not in FOREIGN_KINDS]
+    for doc in checked:
+        if doc["kind"] not in CLUSTER_KINDS:
+            doc["metadata"].setdefault("namespace", namespace)
+    result = kubectl(
+        control_plane.kubeconfig,
+        "apply",
+        "--dry-run=server",
+        "-f",
+        "-",
+        stdin=yaml.safe_dump_all(checked),
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.count("(server dry run)") == len(checked)
+
+
+def _can(
+    api: client.ApiClient,
+    user: str,
+    verb: str,
+    resource: str,
+    *,
+    group: str = "",
+    namespace: str | None = None,
+    subresource: str | None = None,
+) -> bool:
+    attrs: dict[str, Any] = {"verb": verb, "resource": resource, "group": group}
+    if namespace:
+        attrs["namespace"] = namespace
+    if subresource:
+        attrs["subresource"] = subresource
+    review = client.AuthorizationV1Api(api).create_subject_access_review(
+        client.V1SubjectAccessReview(
+            spec=client.V1SubjectAccessReviewSpec(
+                user=user,
+                groups=["system:serviceaccounts"],
+                resource_attributes=client.V1ResourceAttributes(**attrs),
+            )
+        )
+    )
+    return bool(review.status.allowed)
+
+
+def test_operator_chart_installs_and_grants_only_what_the_operator_uses(
+    crds: None, control_plane: ControlPlane, kube_api: client.ApiClient
+) -> None:
+    namespace = f"op-{uuid.uuid4().hex[:6]}"
+    chart = CHARTS / "clientpipeline-operator"
+    helm(
+        "install",
+        "cpo",
+        str(chart),
+        "-n",
+        namespace,
+        "--create-namespace",
+        "--set",
+        "watchNamespaces={clients-a}",
+        kubeconfig=control_plane.kubeconfig,
+    )
+    deployments = client.AppsV1Api(kube_api).list_namespaced_deployment(namespace).items
+    assert [d.metadata.name for d in deployments] == ["cpo-clientpipeline-operator"]
+    pod = deployments[0].spec.template.spec
+    assert pod.security_context.run_as_non_root is True
+    assert pod.containers[0].security_context.read_only_root_filesystem is True
+
+    sa = f"system:serviceaccount:{namespace}:cpo-clientpipeline-operator"
+    watched = "clients-a"
+    allowed = [
+        ("get", "secrets", ""),
+        ("watch", "clientpipelines", "pipelines.promptly.io"),
+        ("patch", "clientpipelines", "pipelines.promptly.io"),
+        ("create", "cronjobs", "batch"),
+        ("update", "cronjobs", "batch"),
+        ("list", "jobs", "batch"),
+        ("create", "events", ""),
+    ]
+    for verb, resource, group in allowed:
+        assert _can(kube_api, sa, verb, resource, group=group, namespace=watched), (verb, resource)
+    assert _can(
+        kube_api,
+        sa,
+        "patch",
+        "clientpipelines",
+        group="pipelines.promptly.io",
+        namespace=watched,
+        subresource="status",
+    )
+    denied = [
+        ("list", "secrets", "", watched),  # reads only the Secret a pipeline names
+        ("delete", "cronjobs", "batch", watched),  # the garbage collector deletes them
+        ("create", "pods", "", watched),
+        ("get", "secrets", "", "clients-b"),  # a namespace it does not watch
+        ("list", "clientpipelines", "pipelines.promptly.io", None),  # nothing cluster-wide
+        ("create", "clusterroles", "rbac.authorization.k8s.io", None),
+    ]
+    for verb, resource, group, ns in denied:
+        assert not _can(kube_api, sa, verb, resource, group=group, namespace=ns), (
+            verb,
+            resource,
+            ns,
+        )
+    helm("uninstall", "cpo", "-n", namespace, kubeconfig=control_plane.kubeconfig)
