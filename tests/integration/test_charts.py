@@ -14,7 +14,7 @@ from kubernetes import client
 
 from devstack.binaries import helm_build, kubernetes_build
 from devstack.controlplane import ControlPlane
-from devstack.operator import install_crd
+from devstack.operator import install_crd, wait_for
 from devstack.paths import REPO_ROOT
 
 CHARTS = REPO_ROOT / "charts"
@@ -185,3 +185,91 @@ def test_operator_chart_installs_and_grants_only_what_the_operator_uses(
             ns,
         )
     helm("uninstall", "cpo", "-n", namespace, kubeconfig=control_plane.kubeconfig)
+
+
+ARGOCD_CRDS = REPO_ROOT.parent / "shared" / "crds" / "argocd"
+
+
+@pytest.fixture(scope="module")
+def argocd_crds(control_plane: ControlPlane) -> None:
+    if not ARGOCD_CRDS.is_dir():
+        pytest.skip(
+            f"ArgoCD's CRDs are expected in {ARGOCD_CRDS} (the shared data beside the repository)"
+        )
+    for crd in sorted(ARGOCD_CRDS.glob("*-crd.yaml")):
+        result = kubectl(control_plane.kubeconfig, "apply", "--server-side", "-f", str(crd))
+        assert result.returncode == 0, result.stderr
+    # A CRD just created has no conditions yet, and kubectl wait errors on that.
+    wait_for(
+        "ArgoCD's CRDs to be established",
+        lambda: (
+            kubectl(
+                control_plane.kubeconfig,
+                "wait",
+                "--for=condition=Established",
+                "crd/applications.argoproj.io",
+                "crd/applicationsets.argoproj.io",
+                "crd/appprojects.argoproj.io",
+                "--timeout=10s",
+            ).returncode
+            == 0
+        ),
+        timeout=60,
+        interval=0.5,
+    )
+    kubectl(control_plane.kubeconfig, "create", "namespace", "argocd")
+
+
+def test_argocd_manifests_pass_server_side_dry_run(
+    argocd_crds: None, control_plane: ControlPlane
+) -> None:
+    files = sorted((REPO_ROOT / "argocd" / "bootstrap").glob("*.yaml")) + sorted(
+        (REPO_ROOT / "argocd" / "apps").glob("*.yaml")
+    )
+    docs = [d for f in files for d in yaml.safe_load_all(f.read_text()) if d]
+    kinds = {d["kind"] for d in docs}
+    assert kinds == {"Application", "ApplicationSet", "AppProject"}
+    result = kubectl(
+        control_plane.kubeconfig,
+        "apply",
+        "--dry-run=server",
+        "-f",
+        "-",
+        stdin=yaml.safe_dump_all(docs),
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.count("(server dry run)") == len(docs)
+    # The root Application does not sync the folder it lives in.
+    root = yaml.safe_load((REPO_ROOT / "argocd/bootstrap/root.yaml").read_text())
+    assert root["spec"]["source"]["path"] == "argocd/apps"
+
+
+def test_every_client_renders_to_a_valid_clientpipeline(
+    crds: None, control_plane: ControlPlane
+) -> None:
+    clients = sorted((REPO_ROOT / "clients").glob("*/values.yaml"))
+    assert clients
+    kubectl(control_plane.kubeconfig, "create", "namespace", "clients")
+    for values in clients:
+        rendered = helm(
+            "template",
+            values.parent.name,
+            str(CHARTS / "client-pipeline"),
+            "-f",
+            str(values),
+            "-n",
+            "clients",
+        )
+        docs = [d for d in yaml.safe_load_all(rendered) if d]
+        assert [d["kind"] for d in docs] == ["ClientPipeline"]
+        assert docs[0]["metadata"]["name"] == values.parent.name
+        docs[0]["metadata"]["namespace"] = "clients"
+        result = kubectl(
+            control_plane.kubeconfig,
+            "apply",
+            "--dry-run=server",
+            "-f",
+            "-",
+            stdin=yaml.safe_dump_all(docs),
+        )
+        assert result.returncode == 0, result.stderr

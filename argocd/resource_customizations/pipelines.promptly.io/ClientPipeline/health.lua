@@ -1,0 +1,48 @@
+-- ArgoCD health of a ClientPipeline, from the conditions the operator reports.
+-- Healthy: Ready=True for the current generation. Progressing: the operator has
+-- not caught up yet, or a part is still starting. Degraded: any other False.
+local hs = {}
+local starting = {ConnectorStarting = true, ConnectorRestarting = true}
+
+if obj.status == nil or obj.status.conditions == nil then
+  hs.status = "Progressing"
+  hs.message = "Waiting for the operator to report conditions"
+  return hs
+end
+if obj.metadata.generation ~= nil and obj.status.observedGeneration ~= nil
+    and obj.status.observedGeneration < obj.metadata.generation then
+  hs.status = "Progressing"
+  hs.message = "Waiting for the operator to observe generation " .. obj.metadata.generation
+  return hs
+end
+
+local ready = nil
+local failing = {}
+for _, c in ipairs(obj.status.conditions) do
+  if c.type == "Ready" then
+    ready = c
+  elseif c.status == "False" then
+    table.insert(failing, c)
+  end
+end
+if ready == nil then
+  hs.status = "Progressing"
+  hs.message = "Waiting for the Ready condition"
+  return hs
+end
+if ready.status == "True" then
+  hs.status = "Healthy"
+  hs.message = ready.message or "Ready"
+  return hs
+end
+local only_starting = #failing > 0
+for _, c in ipairs(failing) do
+  if not starting[c.reason] then only_starting = false end
+end
+if only_starting or starting[ready.reason] then
+  hs.status = "Progressing"
+else
+  hs.status = "Degraded"
+end
+hs.message = ready.message or ready.reason
+return hs
