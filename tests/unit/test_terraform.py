@@ -3,10 +3,6 @@
 from __future__ import annotations
 
 import re
-import shutil
-import subprocess
-
-import pytest
 
 from devstack.paths import REPO_ROOT
 
@@ -36,19 +32,3 @@ def test_every_root_pins_terraform_and_its_providers() -> None:
             r'source\s*=\s*"([^"]+)",?\s*version\s*=\s*"([^"]+)"', text
         ):
             assert version.startswith("~>"), (root, source, version)
-
-
-@pytest.mark.skipif(
-    shutil.which("terraform") is None and shutil.which("tofu") is None,
-    reason="needs the terraform or tofu binary",
-)
-def test_terraform_files_are_formatted() -> None:
-    binary = shutil.which("terraform") or shutil.which("tofu")
-    result = subprocess.run(
-        [str(binary), "fmt", "-check", "-recursive", "terraform"],
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
