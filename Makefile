@@ -9,7 +9,7 @@ UV := uv
 RUN := $(UV) run --frozen
 
 .PHONY: help setup build demo test test-unit lint cluster-up cluster-down cluster-status \
-	stack-up stack-down stack-status stack-logs seed operator
+	stack-up stack-down stack-status stack-logs seed operator demo-down
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -21,11 +21,11 @@ setup: ## install uv (if missing) and the locked Python environment
 build: setup ## build etcd, kube-apiserver, kube-controller-manager, kubectl, helm (cached)
 	@$(RUN) devstack build
 
-demo: build ## start the control plane and the platform stack, seed a demo client
-	@$(RUN) devstack cluster up
-	@$(RUN) devstack stack up
-	@$(RUN) devstack seed --client acme-health
-	@echo "Next: export the KUBECONFIG above; 'make stack-status' lists every service."
+demo: build ## the whole product locally: onboard acme-health, change its data, publish
+	@$(RUN) devstack demo
+
+demo-down: setup ## stop what the demo started (data kept)
+	@$(RUN) devstack demo --down
 
 cluster-up: build ## start (or reuse) the local control plane; prints the KUBECONFIG to export
 	@$(RUN) devstack cluster up

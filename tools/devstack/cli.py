@@ -147,6 +147,12 @@ def _gen_crds(_: argparse.Namespace) -> int:
     return 0
 
 
+def _demo(args: argparse.Namespace) -> int:
+    from devstack import demo  # noqa: PLC0415 - only the demo needs it
+
+    return demo.down() if args.down else demo.main(args.client)
+
+
 def _build(_: argparse.Namespace) -> int:
     started = time.monotonic()
     for name, path in binaries.ensure_all().items():
@@ -192,6 +198,10 @@ def main(argv: list[str] | None = None) -> int:
     ssub.add_parser("endpoints", help="URLs and ports as JSON (no secrets)").set_defaults(
         func=_stack_endpoints
     )
+    d = sub.add_parser("demo", help="the whole product locally, step by step")
+    d.add_argument("--client", default="acme-health")
+    d.add_argument("--down", action="store_true", help="stop the operator, stack, control plane")
+    d.set_defaults(func=_demo)
     sub.add_parser("gen-crds", help="copy the CRDs into the operator chart").set_defaults(
         func=_gen_crds
     )

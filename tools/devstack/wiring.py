@@ -111,3 +111,27 @@ def unwire_client(stack: Stack, client_id: str) -> None:
         )
         conn.execute(f'drop database if exists "{src.database}" with (force)')
         conn.execute(f'drop role if exists "{src.username}"')
+
+
+def lake_differences(stack: Stack, client_id: str) -> dict[str, tuple[int, int, int]]:
+    """Per table: (source rows, lake rows, rows that differ); all zero diffs when equal."""
+    import psycopg  # noqa: PLC0415
+
+    from devstack.sampledata import CARE_SITE_COLUMNS, PROVIDER_COLUMNS  # noqa: PLC0415
+
+    ep = stack.endpoints()
+    trino = TrinoClient(ep.trino_host, ep.trino_port)
+    src = SampleData(stack).source(client_id)
+    schema = ClientNames(client_id).lake_schema
+    result = {}
+    for table, cols, pk in (
+        ("provider", PROVIDER_COLUMNS, "provider_id"),
+        ("care_site", CARE_SITE_COLUMNS, "care_site_id"),
+    ):
+        select = f"select {', '.join(cols)} from {{}} order by {pk}"
+        with psycopg.connect(src.dsn()) as conn:
+            expected = [tuple(r) for r in conn.execute(select.format(table)).fetchall()]
+        actual = trino.query(select.format(f"lake.{schema}.{table}"))
+        differ = len(set(expected) ^ set(actual))
+        result[table] = (len(expected), len(actual), differ)
+    return result

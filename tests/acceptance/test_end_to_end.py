@@ -1,0 +1,188 @@
+"""The product end to end, as `make demo` runs it: real control plane, operator, services.
+
+Two clients onboarded from clients/<id>/values.yaml through the client-pipeline
+chart; changes in their Postgres; pipeline runs started as the CronJob starts
+them and executed by the local kubelet stand-in; the published tables compared
+with the sources row by row; bad data refused; deletion cleans up.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+from kubernetes import client
+
+from clientpipelines.clients.kafka_connect import KafkaConnectClient
+from clientpipelines.clients.nessie import NessieClient
+from clientpipelines.clients.trino import TrinoClient
+from clientpipelines.naming import ClientNames
+from clientpipelines.operator.desired import GROUP, PLURAL, VERSION
+from devstack.controlplane import ControlPlane
+from devstack.demo import apply_client, run_pipeline_once, wait_ready
+from devstack.operator import OperatorProcess, install_crd, wait_for
+from devstack.paths import REPO_ROOT
+from devstack.sampledata import SampleData
+from devstack.stack import Stack
+from devstack.wiring import lake_differences, unwire_client, wait_for_cdc
+
+VALUES = REPO_ROOT / "clients" / "acme-health" / "values.yaml"
+
+
+@pytest.fixture(scope="module")
+def operator(
+    control_plane: ControlPlane,
+    platform: Stack,
+    kube_api: client.ApiClient,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[OperatorProcess]:
+    install_crd(kube_api)
+    op = OperatorProcess(control_plane, platform, tmp_path_factory.mktemp("e2e-operator"))
+    op.start()
+    yield op
+    op.stop()
+
+
+def equal(stack: Stack, client_id: str) -> None:
+    diffs = lake_differences(stack, client_id)
+    assert all(d == 0 and s == lake for s, lake, d in diffs.values()), diffs
+
+
+def last_run(api: client.ApiClient, namespace: str, client_id: str) -> dict[str, Any]:
+    obj = client.CustomObjectsApi(api).get_namespaced_custom_object(
+        GROUP, VERSION, namespace, PLURAL, client_id
+    )
+    return dict((obj.get("status") or {}).get("lastRun") or {})
+
+
+def test_two_clients_onboard_publish_refuse_bad_data_and_clean_up(
+    operator: OperatorProcess,
+    control_plane: ControlPlane,
+    platform: Stack,
+    kube_api: client.ApiClient,
+    tmp_path: Path,
+) -> None:
+    namespace = f"e2e-{uuid.uuid4().hex[:6]}"
+    a, b = f"a{uuid.uuid4().hex[:7]}", f"b{uuid.uuid4().hex[:7]}"
+    ep = platform.endpoints()
+    trino = TrinoClient(ep.trino_host, ep.trino_port)
+    try:
+        for cid in (a, b):
+            apply_client(
+                kube_api,
+                platform,
+                cid,
+                rows=500,
+                values_file=VALUES,
+                namespace=namespace,
+                deletion_policy="Delete",
+            )
+        for cid in (a, b):
+            wait_ready(kube_api, cid, namespace, show=False)
+
+        # First run of each: the snapshot published.
+        for cid in (a, b):
+            wait_for_cdc(platform, cid)
+            assert run_pipeline_once(kube_api, control_plane.kubeconfig, cid, namespace) == 0
+            equal(platform, cid)
+        assert wait_for(
+            "status.lastRun to show the run",
+            lambda: last_run(kube_api, namespace, a).get("phase") == "Succeeded",
+            timeout=60,
+        )
+
+        # A second batch of changes: equal again, nothing duplicated.
+        SampleData(platform).apply_changes(a, count=200, seed=5)
+        wait_for_cdc(platform, a)
+        assert run_pipeline_once(kube_api, control_plane.kubeconfig, a, namespace) == 0
+        equal(platform, a)
+
+        # The clients see neither each other's data nor objects.
+        sa, sb = ClientNames(a), ClientNames(b)
+        assert trino.query(f"show tables from {sa.cdc_catalog}.default") == [
+            (sa.topic("public", "care_site"),),
+            (sa.topic("public", "provider"),),
+        ]
+        # b's published tables still equal b's source after a's changes were published.
+        equal(platform, b)
+
+        # Bad data: the run fails, lake is unchanged, the status shows the failed run.
+        published = f"select count(*), sum(provider_id) from lake.{sa.lake_schema}.provider"
+        before = trino.query(published)
+        with psycopg.connect(SampleData(platform).source(a).dsn(), autocommit=True) as conn:
+            conn.execute("alter table provider drop constraint provider_care_site_id_fkey")
+            conn.execute("insert into provider (provider_id, care_site_id) values (700001, 999999)")
+        wait_for_cdc(platform, a)
+        assert run_pipeline_once(kube_api, control_plane.kubeconfig, a, namespace) == 1
+        assert trino.query(published) == before
+        assert wait_for(
+            "status.lastRun to show the failed run",
+            lambda: last_run(kube_api, namespace, a).get("phase") == "Failed",
+            timeout=60,
+        )
+
+        # Delete with deletionPolicy Delete: nothing outside Kubernetes is left.
+        client.CustomObjectsApi(kube_api).delete_namespaced_custom_object(
+            GROUP, VERSION, namespace, PLURAL, a
+        )
+        wait_for(
+            "the ClientPipeline to be gone",
+            lambda: (
+                not any(
+                    i["metadata"]["name"] == a
+                    for i in client.CustomObjectsApi(kube_api).list_namespaced_custom_object(
+                        GROUP, VERSION, namespace, PLURAL
+                    )["items"]
+                )
+            ),
+            timeout=120,
+        )
+        assert KafkaConnectClient(ep.connect_url).get_config(sa.connector) is None
+        catalogs = trino.catalogs()
+        assert not {sa.cdc_catalog, sa.staging_catalog, sa.source_catalog} & catalogs
+        assert NessieClient(ep.nessie_url).get_reference(sa.staging_branch) is None
+        with psycopg.connect(ep.postgres_dsn(SampleData(platform).source(a).database)) as conn:
+            assert conn.execute(
+                "select count(*) from pg_replication_slots where slot_name = %s",
+                (sa.replication_slot,),
+            ).fetchone() == (0,)
+            assert conn.execute(
+                "select count(*) from pg_publication where pubname = %s", (sa.publication,)
+            ).fetchone() == (0,)
+        wait_for(
+            "the CronJob to be garbage-collected",
+            lambda: (
+                not [
+                    c
+                    for c in client.BatchV1Api(kube_api).list_namespaced_cron_job(namespace).items
+                    if c.metadata.name == sa.cronjob
+                ]
+            ),
+            timeout=60,
+        )
+        # The published tables stay.
+        assert trino.query(f"select count(*) from lake.{sa.lake_schema}.provider")[0][0] > 0
+        # The other client is untouched.
+        assert sb.staging_catalog in catalogs
+    finally:
+        for cid in (a, b):
+            with contextlib.suppress(client.exceptions.ApiException):
+                client.CustomObjectsApi(kube_api).delete_namespaced_custom_object(
+                    GROUP, VERSION, namespace, PLURAL, cid
+                )
+        wait_for(
+            "cleanup",
+            lambda: (
+                not client.CustomObjectsApi(kube_api).list_namespaced_custom_object(
+                    GROUP, VERSION, namespace, PLURAL
+                )["items"]
+            ),
+            timeout=120,
+        )
+        for cid in (a, b):
+            unwire_client(platform, cid)
