@@ -9,6 +9,7 @@ from typing import Any
 
 import kopf
 from kubernetes import client, config
+from kubernetes.client.exceptions import ApiException
 
 from clientpipelines.operator import lastrun, metrics, reconcile
 from clientpipelines.operator.desired import GROUP, LABEL_CLIENT, PLURAL, VERSION
@@ -61,39 +62,41 @@ def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     metrics.serve(systems().settings.metrics_port)
 
 
-def _apply(
-    outcome: reconcile.Outcome, body: kopf.Body, patch: kopf.Patch, status: kopf.Status
-) -> None:
+def _post_events(outcome: reconcile.Outcome, body: kopf.Body) -> None:
     for kind, reason, message in outcome.events:
         (kopf.info if kind == "Normal" else kopf.warn)(body, reason=reason, message=message)
-    current = {k: v for k, v in status.items() if k != "lastRun"}
-    wanted = {**current, **outcome.status}
-    if wanted != current:
-        for key, value in outcome.status.items():
-            patch.status[key] = value
 
 
-def _reconcile(
-    body: kopf.Body,
-    patch: kopf.Patch,
-    spec: kopf.Spec,
-    status: kopf.Status,
-    meta: kopf.Meta,
-    retry: int,
-    drift: bool,
-) -> None:
+def _reconcile(body: kopf.Body, meta: kopf.Meta, retry: int, drift: bool) -> None:
+    name, namespace = str(meta["name"]), str(meta["namespace"])
+    objects = client.CustomObjectsApi(systems().api)
     with _lock(str(meta["uid"])):
+        # Read the object fresh and write its status here, under the lock: the body a
+        # timer gets may predate the last reconcile's status, and a stale status
+        # would make an unchanged pipeline look changed.
+        try:
+            got = objects.get_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, name)
+        except ApiException as exc:
+            if exc.status == 404:
+                return
+            raise
+        current: dict[str, Any] = got if isinstance(got, dict) else {}
+        status = dict(current.get("status") or {})
         outcome = reconcile.reconcile(
             systems(),
-            name=str(meta["name"]),
-            namespace=str(meta["namespace"]),
-            uid=str(meta["uid"]),
-            generation=int(meta.get("generation", 0)),
-            spec=dict(spec),
-            status=dict(status),
+            name=name,
+            namespace=namespace,
+            uid=str(current["metadata"]["uid"]),
+            generation=int(current["metadata"].get("generation", 0)),
+            spec=dict(current.get("spec") or {}),
+            status=status,
             drift=drift,
         )
-    _apply(outcome, body, patch, status)
+        if any(status.get(k) != v for k, v in outcome.status.items()):
+            objects.patch_namespaced_custom_object_status(
+                GROUP, VERSION, namespace, PLURAL, name, {"status": outcome.status}
+            )
+    _post_events(outcome, body)
     if outcome.retry_after is not None and not drift:
         delay = min(outcome.retry_after * (2 ** min(retry, 5)), 300)
         ready = next(c for c in outcome.status["conditions"] if c["type"] == "Ready")
@@ -105,32 +108,17 @@ def _reconcile(
 @kopf.on.create(GROUP, VERSION, PLURAL)
 @kopf.on.update(GROUP, VERSION, PLURAL, field="spec")
 @kopf.on.resume(GROUP, VERSION, PLURAL)
-def on_change(
-    body: kopf.Body,
-    patch: kopf.Patch,
-    spec: kopf.Spec,
-    status: kopf.Status,
-    meta: kopf.Meta,
-    retry: int,
-    **_: Any,
-) -> None:
+def on_change(body: kopf.Body, meta: kopf.Meta, retry: int, **_: Any) -> None:
     """Make every part match the spec."""
-    _reconcile(body, patch, spec, status, meta, retry, drift=False)
+    _reconcile(body, meta, retry, drift=False)
 
 
 @kopf.timer(
     GROUP, VERSION, PLURAL, interval=DRIFT_INTERVAL, initial_delay=DRIFT_INTERVAL, sharp=False
 )
-def on_drift(
-    body: kopf.Body,
-    patch: kopf.Patch,
-    spec: kopf.Spec,
-    status: kopf.Status,
-    meta: kopf.Meta,
-    **_: Any,
-) -> None:
+def on_drift(body: kopf.Body, meta: kopf.Meta, **_: Any) -> None:
     """Re-check the real systems and repair what changed by hand."""
-    _reconcile(body, patch, spec, status, meta, 0, drift=True)
+    _reconcile(body, meta, 0, drift=True)
 
 
 @kopf.on.delete(GROUP, VERSION, PLURAL)

@@ -153,7 +153,10 @@ def ensure_catalogs(
     live = systems.trino.catalogs()
     writes = []
     for name, cat in sorted(wanted.items()):
-        if name in live and known.get(name) == cat.fingerprint:
+        # Trino does not show a catalog's properties, so the fingerprint recorded in
+        # status is what tells a changed catalog. One that exists without a record
+        # (status lost to a crash between create and record) is adopted as it is.
+        if name in live and known.get(name, cat.fingerprint) == cat.fingerprint:
             continue
         if name in live:
             systems.trino.drop_catalog(name)
