@@ -60,10 +60,11 @@ def platform() -> Iterator[Stack]:
     """
     stack = Stack()
     was_running = set(stack.running())
-    stack.up(progress=False)
     try:
+        stack.up(progress=False)
         yield stack
     finally:
+        # Also when startup failed half-way: nothing this fixture started stays behind.
         if not was_running:
             stack.down()
 

@@ -196,6 +196,8 @@ class Stack:
                 if procs.read_pid(pidfile) is None:
                     if progress:
                         _say(f"starting {service}")
+                    if service == "s3proxy":
+                        self._wait_port_free(service)
                     procs.spawn(
                         plan.argv,
                         log=self.log(service),
@@ -218,6 +220,24 @@ class Stack:
         self._post_start(ep)
         return time.monotonic() - started
 
+    def _wait_port_free(self, service: str, timeout: float = 120.0) -> None:
+        """A server stopped a moment ago leaves its port in TIME_WAIT for a minute, and
+        s3proxy binds without SO_REUSEADDR, so it would fail: wait for the port."""
+        port = self.port_of(service)
+        deadline = time.monotonic() + timeout
+        said = False
+        while not procs.port_is_free(port):
+            if time.monotonic() > deadline:
+                raise procs.StartupError(
+                    f"{service}: port {port} is still in use after {timeout:.0f}s; "
+                    f"set CLIENTPIPELINES_{'S3' if service == 's3proxy' else service.upper()}"
+                    "_PORT to use another"
+                )
+            if not said:
+                _say(f"waiting for port {port} ({service}) to be released")
+                said = True
+            time.sleep(1)
+
     def down(self, *, wipe: bool = False) -> list[str]:
         """Stop every service (Trino first, Postgres last); with `wipe`, delete the data."""
         stopped = [s for s in reversed(SERVICES) if self.stop_service(s)]
@@ -238,20 +258,17 @@ class Stack:
         sig = signal.SIGINT if service == "postgres" else signal.SIGTERM
         return procs.stop(self._pidfile(service), timeout=30, sig=sig)
 
+    def port_of(self, service: str) -> int:
+        key = {"s3proxy": "s3"}.get(service, service)
+        return self.ports[key]
+
     def status(self) -> list[dict[str, Any]]:
         """One row per service: state, port, PID, version, log."""
         ep = self.endpoints()
         rows = []
         for service in SERVICES:
             pid = procs.read_pid(self._pidfile(service))
-            port = {
-                "postgres": self.ports["postgres"],
-                "s3proxy": self.ports["s3"],
-                "nessie": self.ports["nessie"],
-                "kafka": self.ports["kafka"],
-                "connect": self.ports["connect"],
-                "trino": self.ports["trino"],
-            }[service]
+            port = self.port_of(service)
             version = None
             healthy = False
             if pid is not None:
