@@ -41,8 +41,8 @@ from devstack.operator import (
     OperatorProcess,
     install_crd,
     pipeline_body,
-    wait_for,
 )
+from devstack.procs import wait_for
 from devstack.sampledata import ClientSource, SampleData
 from devstack.stack import Stack, operator_env
 

@@ -25,8 +25,9 @@ from clientpipelines.naming import ClientNames
 from clientpipelines.operator.desired import GROUP, PLURAL, VERSION
 from devstack.controlplane import ControlPlane
 from devstack.demo import apply_client, run_pipeline_once, wait_ready
-from devstack.operator import OperatorProcess, install_crd, wait_for
+from devstack.operator import OperatorProcess, install_crd
 from devstack.paths import REPO_ROOT
+from devstack.procs import wait_for
 from devstack.sampledata import SampleData
 from devstack.stack import Stack
 from devstack.wiring import lake_differences, unwire_client, wait_for_cdc

@@ -35,7 +35,7 @@ def test_kind_cluster_serves_the_api(kind_cluster: Any) -> None:
 
 def test_operator_chart_runs_on_kind_and_reports_conditions(kind_cluster: Any) -> None:
     subprocess.run(
-        ["docker", "build", "-f", "images/operator/Dockerfile", "-t", IMAGE, "."],
+        ["docker", "build", "-f", "images/Dockerfile", "--target", "operator", "-t", IMAGE, "."],
         cwd=REPO_ROOT,
         check=True,
     )

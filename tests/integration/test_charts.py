@@ -14,8 +14,9 @@ from kubernetes import client
 
 from devstack.binaries import helm_build, kubernetes_build
 from devstack.controlplane import ControlPlane
-from devstack.operator import install_crd, wait_for
+from devstack.operator import install_crd
 from devstack.paths import REPO_ROOT
+from devstack.procs import wait_for
 
 CHARTS = REPO_ROOT / "charts"
 SCENARIOS = sorted(

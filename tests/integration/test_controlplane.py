@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import ssl
-import time
 import urllib.error
 import urllib.request
 import uuid
@@ -16,19 +15,9 @@ from kubernetes.client.rest import ApiException
 
 from devstack.binaries import KUBERNETES_VERSION
 from devstack.controlplane import ControlPlane
+from devstack.procs import wait_for
 
 GROUP = "probe.clientpipelines.test"
-
-
-def wait_for(what: str, check: Callable[[], Any], timeout: float, interval: float = 1.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
-        time.sleep(interval)
 
 
 @pytest.fixture

@@ -27,9 +27,9 @@ from devstack.operator import (
     install_crd,
     pipeline_body,
     running_operator,
-    wait_for,
     wait_ready,
 )
+from devstack.procs import wait_for
 from devstack.sampledata import ClientSource, SampleData
 from devstack.stack import Endpoints, Stack
 from devstack.wiring import unwire_client

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import json
-import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import psycopg
@@ -15,19 +14,9 @@ from clientpipelines.clients.kafka_connect import KafkaConnectClient
 from clientpipelines.clients.nessie import NessieClient
 from clientpipelines.clients.trino import TrinoClient
 from clientpipelines.naming import ClientNames
+from devstack.procs import wait_for
 from devstack.sampledata import ClientSource, SampleData
 from devstack.stack import Endpoints, Stack, lake_catalog_properties
-
-
-def wait_for(what: str, check: Callable[[], Any], timeout: float = 90, interval: float = 1) -> Any:
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        last = check()
-        if last:
-            return last
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what} (last: {last!r})")
 
 
 def unique_client() -> str:

@@ -29,8 +29,9 @@ from clientpipelines.operator.desired import GROUP, PLURAL, VERSION
 from devstack import kubelet, procs
 from devstack.binaries import ensure_all, helm_build
 from devstack.controlplane import ControlPlane, default_directory
-from devstack.operator import install_crd, wait_for
+from devstack.operator import install_crd
 from devstack.paths import REPO_ROOT, run_root
+from devstack.procs import wait_for
 from devstack.sampledata import ClientSource, SampleData
 from devstack.stack import Stack, operator_env
 from devstack.wiring import wait_for_cdc

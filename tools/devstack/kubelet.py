@@ -22,7 +22,7 @@ from typing import Any
 
 from kubernetes import client
 
-from devstack.operator import wait_for
+from devstack.procs import wait_for
 
 
 def _secret(core: client.CoreV1Api, namespace: str, name: str) -> dict[str, str]:
@@ -77,6 +77,7 @@ def run_job(
         timeout=60,
         interval=0.5,
     )
+    assert pod.spec is not None
     container = pod.spec.containers[0]
     argv = [*(container.command or []), *(container.args or [])]
     if not argv:

@@ -9,9 +9,8 @@ import os
 import signal
 import subprocess
 import sys
-import time
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -24,20 +23,10 @@ from clientpipelines.manifests import CRD_PATH
 from clientpipelines.operator.desired import GROUP, PLURAL, VERSION
 from devstack import procs
 from devstack.controlplane import ControlPlane
+from devstack.procs import wait_for
 from devstack.stack import Stack, operator_env
 
 DRIFT_INTERVAL = 8.0
-
-
-def wait_for(what: str, check: Callable[[], Any], timeout: float = 120, interval: float = 1) -> Any:
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        last = check()
-        if last:
-            return last
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what} (last: {last!r})")
 
 
 def install_crd(api: client.ApiClient) -> None:

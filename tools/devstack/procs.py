@@ -15,6 +15,9 @@ import subprocess
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from typing import TypeVar
+
+T = TypeVar("T")
 
 _PR_SET_PDEATHSIG = 1
 
@@ -181,3 +184,17 @@ def wait_healthy(
                 f"{name} was not healthy within {timeout:.0f}s; last lines of {log}:\n{tail(log)}"
             )
         time.sleep(interval)
+
+
+def wait_for(
+    what: str, check: Callable[[], T | None], timeout: float = 120, interval: float = 1
+) -> T:
+    """Poll `check` until it returns something truthy, and return that."""
+    deadline = time.monotonic() + timeout
+    last: T | None = None
+    while time.monotonic() < deadline:
+        last = check()
+        if last:
+            return last
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what} (last: {last!r})")
