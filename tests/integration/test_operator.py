@@ -322,35 +322,48 @@ def test_delete_with_retain_policy_keeps_everything(
         services["trino"].drop_catalog(catalog)
 
 
+OUTAGES = [
+    ("connect", "ConnectorReady", "KafkaConnectUnavailable"),
+    ("trino", "CatalogsReady", "TrinoUnavailable"),
+    ("nessie", "BranchesReady", "NessieUnavailable"),
+]
+
+
+@pytest.mark.parametrize(("service", "part", "reason"), OUTAGES, ids=[o[0] for o in OUTAGES])
 def test_a_stopped_service_turns_its_condition_false_then_heals(
     operator: OperatorProcess,
     kube_api: client.ApiClient,
     namespace: str,
     services: dict[str, Any],
     platform: Stack,
+    service: str,
+    part: str,
+    reason: str,
 ) -> None:
     c = Client(kube_api, Stack(), namespace)
     c.apply(tables=["provider"])
     wait_ready(kube_api, namespace, c.id)
-    platform.stop_service("connect")
+    platform.stop_service(service)
     try:
 
-        def connector_down() -> dict[str, Any] | None:
-            cond = condition(c.get(), "ConnectorReady")
+        def part_down() -> dict[str, Any] | None:
+            cond = condition(c.get(), part)
             return cond if cond and cond["status"] == "False" else None
 
-        cond = wait_for("ConnectorReady=False", connector_down, timeout=DRIFT_INTERVAL * 4)
-        assert cond["reason"] == "KafkaConnectUnavailable"
+        cond = wait_for(f"{part}=False", part_down, timeout=DRIFT_INTERVAL * 4)
+        assert cond["reason"] == reason
         ready = condition(c.get(), "Ready")
         assert ready is not None
         assert ready["status"] == "False"
-        assert condition(c.get(), "CatalogsReady")["status"] == "True"  # type: ignore[index]
+        # The Kubernetes side is unaffected by the outage.
+        assert condition(c.get(), "ScheduleReady")["status"] == "True"  # type: ignore[index]
     finally:
         platform.up(progress=False)
     wait_ready(kube_api, namespace, c.id, timeout=180)
     assert [n for n in services["connect"].connectors() if n.startswith(c.id)] == [
         c.names.connector
     ]
+    assert all(parts_exist(services, c).values())
     c.delete()
 
 

@@ -12,7 +12,12 @@ from clientpipelines.operator.settings import Settings
 
 def main() -> None:
     settings = Settings.from_env()
-    kopf.configure(verbose=os.environ.get("OPERATOR_DEBUG") == "1")
+    # LOG_FORMAT=json gives one JSON object per line (with the object's namespace
+    # and name), for log shippers; the default is kopf's plain format.
+    log_format = (
+        kopf.LogFormat.JSON if os.environ.get("LOG_FORMAT") == "json" else kopf.LogFormat.FULL
+    )
+    kopf.configure(verbose=os.environ.get("OPERATOR_DEBUG") == "1", log_format=log_format)
     kopf.run(
         clusterwide=not settings.namespaces,
         namespaces=list(settings.namespaces),
