@@ -19,7 +19,7 @@ from clientpipelines.clients.trino import TrinoClient
 from clientpipelines.naming import ClientNames
 from devstack.sampledata import CARE_SITE_COLUMNS, PROVIDER_COLUMNS, ClientSource, SampleData
 from devstack.stack import Endpoints, Stack
-from devstack.wiring import unwire_client, wait_for_cdc, wire_client
+from devstack.wiring import lake_differences, unwire_client, wait_for_cdc, wire_client
 
 TABLES = {
     "provider": (PROVIDER_COLUMNS, "provider_id"),
@@ -53,23 +53,15 @@ def runner(
     )
 
 
-def source_rows(src: ClientSource, table: str) -> list[tuple[object, ...]]:
-    cols, pk = TABLES[table]
-    with psycopg.connect(src.dsn()) as conn:
-        rows = conn.execute(f"select {', '.join(cols)} from {table} order by {pk}").fetchall()
-    return [tuple(r) for r in rows]
-
-
 def lake_rows(trino: TrinoClient, client: str, table: str) -> list[tuple[object, ...]]:
     cols, pk = TABLES[table]
     schema = ClientNames(client).lake_schema
     return trino.query(f"select {', '.join(cols)} from lake.{schema}.{table} order by {pk}")
 
 
-def assert_lake_equals_source(trino: TrinoClient, src: ClientSource) -> None:
-    for table in TABLES:
-        expected = source_rows(src, table)
-        assert lake_rows(trino, src.client_id, table) == expected, table
+def assert_lake_equals_source(stack: Stack, src: ClientSource) -> None:
+    diffs = lake_differences(stack, src.client_id)
+    assert all(d == 0 and n == lake for n, lake, d in diffs.values()), diffs
 
 
 def main_hash(endpoints: Endpoints) -> str:
@@ -93,7 +85,7 @@ def test_changes_flow_through_to_the_published_tables(
     first = runner(endpoints, src.client_id)
     assert first.returncode == 0, first.stdout + first.stderr
     assert "[6/6] publish" in first.stdout
-    assert_lake_equals_source(trino_client, src)
+    assert_lake_equals_source(platform, src)
 
     # Inserts, updates, deletes, and a primary-key update.
     SampleData(platform).apply_changes(src.client_id, count=200, seed=11)
@@ -105,7 +97,7 @@ def test_changes_flow_through_to_the_published_tables(
     wait_for_cdc(platform, src.client_id)
     second = runner(endpoints, src.client_id)
     assert second.returncode == 0, second.stdout + second.stderr
-    assert_lake_equals_source(trino_client, src)
+    assert_lake_equals_source(platform, src)
 
     # Nothing new: no build, no commit on main.
     before = main_hash(endpoints)
@@ -174,7 +166,7 @@ def test_a_runner_killed_before_publish_leaves_main_and_the_next_run_publishes(
     recovered = runner(endpoints, src.client_id)
     assert recovered.returncode == 0, recovered.stdout + recovered.stderr
     assert "broke the lock" in recovered.stdout
-    assert_lake_equals_source(trino_client, src)
+    assert_lake_equals_source(platform, src)
 
 
 def test_a_second_run_is_refused_while_one_holds_the_client(
@@ -205,11 +197,11 @@ def test_full_reload_gives_the_same_tables(
     try:
         result = runner(endpoints, src.client_id, mode="full-reload")
         assert result.returncode == 0, result.stdout + result.stderr
-        assert_lake_equals_source(trino_client, src)
+        assert_lake_equals_source(platform, src)
         SampleData(platform).apply_changes(src.client_id, count=100)
         again = runner(endpoints, src.client_id, mode="full-reload")
         assert again.returncode == 0, again.stdout + again.stderr
-        assert_lake_equals_source(trino_client, src)
+        assert_lake_equals_source(platform, src)
     finally:
         unwire_client(platform, src.client_id)
 

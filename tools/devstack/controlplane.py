@@ -131,7 +131,7 @@ class ControlPlane:
                 "--quota-backend-bytes=2147483648",
                 "--log-level=warn",
             ],
-            health=lambda: _http_ok(f"{etcd_url}/health"),
+            health=lambda: procs.http_ok(f"{etcd_url}/health"),
             timeout=timeout,
         )
         self._ensure(
@@ -265,11 +265,6 @@ class ControlPlane:
         path.write_text(yaml.safe_dump(config, sort_keys=False))
         path.chmod(0o600)
         return path
-
-
-def _http_ok(url: str) -> bool:
-    with urllib.request.urlopen(url, timeout=2) as resp:  # noqa: S310 - loopback only
-        return bool(resp.status == 200)
 
 
 def default_directory() -> Path:

@@ -85,19 +85,12 @@ def ensure_operator(cp: ControlPlane, stack: Stack, api: client.ApiClient) -> Pa
         )
         procs.wait_healthy(
             "operator",
-            lambda: _http_ok("http://127.0.0.1:59191/healthz"),
+            lambda: procs.http_ok("http://127.0.0.1:59191/healthz"),
             timeout=60,
             log=log,
             pidfile=pidfile,
         )
     return log
-
-
-def _http_ok(url: str) -> bool:
-    import urllib.request  # noqa: PLC0415
-
-    with urllib.request.urlopen(url, timeout=2) as resp:  # noqa: S310 - loopback
-        return bool(resp.status == 200)
 
 
 def apply_client(

@@ -90,7 +90,7 @@ class OperatorProcess:
         )
         procs.wait_healthy(
             "operator",
-            lambda: _http_ok(f"http://127.0.0.1:{self.liveness_port}/healthz"),
+            lambda: procs.http_ok(f"http://127.0.0.1:{self.liveness_port}/healthz"),
             timeout=60,
             log=self.log,
             pidfile=self.pidfile,
@@ -114,11 +114,6 @@ class OperatorProcess:
             for line in text.splitlines()
             if line.startswith(name) and not line.startswith("#")
         )
-
-
-def _http_ok(url: str) -> bool:
-    with urllib.request.urlopen(url, timeout=2) as resp:  # noqa: S310 - loopback
-        return bool(resp.status == 200)
 
 
 @contextmanager

@@ -21,8 +21,6 @@ import signal
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 import uuid
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -402,7 +400,7 @@ class Stack:
             "--properties",
             str(conf),
         ]
-        return Plan(argv, lambda: _http_status(ep.s3_endpoint + "/") in (200, 403))
+        return Plan(argv, lambda: procs.http_status(ep.s3_endpoint + "/") in (200, 403))
 
     def _nessie_plan(self, arts: artifacts.Artifacts) -> Plan:
         data = self._data("nessie")
@@ -422,7 +420,7 @@ class Stack:
             str(arts.nessie_jar),
         ]
         url = f"http://127.0.0.1:{self.ports['nessie']}/api/v2/config"
-        return Plan(argv, lambda: _http_status(url) == 200)
+        return Plan(argv, lambda: procs.http_status(url) == 200)
 
     def _kafka_config(self) -> Path:
         data = self._data("kafka")
@@ -523,7 +521,7 @@ class Stack:
         )
 
         def healthy() -> bool:
-            plugins = _http_json(f"{ep.connect_url}/connector-plugins")
+            plugins = procs.http_json(f"{ep.connect_url}/connector-plugins")
             return any(p["class"].endswith("PostgresConnector") for p in plugins)
 
         return Plan(argv, healthy)
@@ -586,7 +584,7 @@ class Stack:
         ]
 
         def healthy() -> bool:
-            info = _http_json(f"{ep.trino_url}/v1/info")
+            info = procs.http_json(f"{ep.trino_url}/v1/info")
             return info.get("starting") is False
 
         # The S3 keys reach Trino as environment variables that catalogs name as
@@ -609,17 +607,17 @@ class Stack:
                 row = conn.execute("show server_version").fetchone()
                 return str(row[0]) if row else None
         if service == "trino":
-            return str(_http_json(f"{ep.trino_url}/v1/info")["nodeVersion"]["version"])
+            return str(procs.http_json(f"{ep.trino_url}/v1/info")["nodeVersion"]["version"])
         if service == "connect":
-            return str(_http_json(ep.connect_url)["version"])
+            return str(procs.http_json(ep.connect_url)["version"])
         if service == "nessie":
-            config = _http_json(f"{ep.nessie_url}/config")
+            config = procs.http_json(f"{ep.nessie_url}/config")
             return str(config.get("actualApiVersion") and artifacts.NESSIE_VERSION)
         if service == "kafka":
             log = self.log("kafka").read_text(errors="replace")
             return artifacts.KAFKA_VERSION if "Kafka Server started" in log else None
         if service == "s3proxy":
-            code = _http_status(ep.s3_endpoint + "/")
+            code = procs.http_status(ep.s3_endpoint + "/")
             return artifacts.S3PROXY_VERSION if code in (200, 403) else None
         return None
 
@@ -670,19 +668,6 @@ def _write(path: Path, props: dict[str, str], *, private: bool = False) -> None:
     path.write_text(text)
     if private:
         path.chmod(0o600)
-
-
-def _http_status(url: str) -> int:
-    try:
-        with urllib.request.urlopen(url, timeout=3) as resp:  # noqa: S310 - loopback only
-            return int(resp.status)
-    except urllib.error.HTTPError as exc:
-        return int(exc.code)
-
-
-def _http_json(url: str) -> Any:
-    with urllib.request.urlopen(url, timeout=3) as resp:  # noqa: S310 - loopback only
-        return json.loads(resp.read())
 
 
 def _say(message: str) -> None:
