@@ -27,7 +27,13 @@ SCENARIOS = sorted(
 )
 # Kinds whose CRDs belong to other operators and are not installed here.
 FOREIGN_KINDS = {"ServiceMonitor"}
-CLUSTER_KINDS = {"ClusterRole", "ClusterRoleBinding", "CustomResourceDefinition", "Namespace"}
+CLUSTER_KINDS = {
+    "ClusterRole",
+    "ClusterRoleBinding",
+    "CustomResourceDefinition",
+    "Namespace",
+    "ClusterKopfPeering",
+}
 
 
 def helm(*args: str, kubeconfig: Path | None = None) -> str:

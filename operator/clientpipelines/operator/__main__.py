@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import secrets
 
 import kopf
 
@@ -23,6 +24,9 @@ def main() -> None:
         namespaces=list(settings.namespaces),
         standalone=settings.peering is None,
         peering_name=settings.peering,
+        # Replicas with equal priorities would all pause; a random one per process
+        # makes exactly one active, and a standby takes over when it disappears.
+        priority=secrets.randbelow(1_000_000) if settings.peering else None,
         liveness_endpoint=os.environ.get("LIVENESS_ENDPOINT", "http://0.0.0.0:8080/healthz"),
     )
 

@@ -54,6 +54,9 @@ def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     # Handlers are synchronous and wait on the network: more threads than kopf's
     # CPU-based default let many pipelines reconcile side by side.
     settings.execution.max_workers = 20
+    # How long a silent peer counts as alive: the standby's takeover delay.
+    settings.peering.lifetime = int(os.environ.get("PEERING_LIFETIME_SECONDS", "60"))
+    settings.peering.mandatory = bool(os.environ.get("PEERING_NAME"))
     settings.persistence.finalizer = f"{GROUP}/cleanup"
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=GROUP)
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
