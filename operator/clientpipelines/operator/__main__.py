@@ -18,7 +18,13 @@ def main() -> None:
     log_format = (
         kopf.LogFormat.JSON if os.environ.get("LOG_FORMAT") == "json" else kopf.LogFormat.FULL
     )
-    kopf.configure(verbose=os.environ.get("OPERATOR_DEBUG") == "1", log_format=log_format)
+    kopf.configure(
+        verbose=os.environ.get("OPERATOR_DEBUG") == "1",
+        log_format=log_format,
+        # Plain lines start with [namespace/name] of the object they are about.
+        log_prefix=not json_logs,
+        log_refkey="object" if json_logs else None,
+    )
     kopf.run(
         clusterwide=not settings.namespaces,
         namespaces=list(settings.namespaces),
