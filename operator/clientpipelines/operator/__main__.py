@@ -15,9 +15,8 @@ def main() -> None:
     settings = Settings.from_env()
     # LOG_FORMAT=json gives one JSON object per line (with the object's namespace
     # and name), for log shippers; the default is kopf's plain format.
-    log_format = (
-        kopf.LogFormat.JSON if os.environ.get("LOG_FORMAT") == "json" else kopf.LogFormat.FULL
-    )
+    json_logs = os.environ.get("LOG_FORMAT") == "json"
+    log_format = kopf.LogFormat.JSON if json_logs else kopf.LogFormat.FULL
     kopf.configure(
         verbose=os.environ.get("OPERATOR_DEBUG") == "1",
         log_format=log_format,
