@@ -67,6 +67,20 @@ def kubectl(
     )
 
 
+def server_dry_run(control_plane: ControlPlane, docs: list[dict[str, Any]]) -> None:
+    """Apply `docs` with --dry-run=server: the API server's own validation, every object."""
+    result = kubectl(
+        control_plane.kubeconfig,
+        "apply",
+        "--dry-run=server",
+        "-f",
+        "-",
+        stdin=yaml.safe_dump_all(docs),
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.count("(server dry run)") == len(docs)
+
+
 @pytest.fixture(scope="module")
 def crds(kube_api: client.ApiClient, control_plane: ControlPlane) -> None:
     install_crd(kube_api)
@@ -94,16 +108,7 @@ def test_every_chart_scenario_lints_renders_and_passes_server_side_dry_run(
     for doc in checked:
         if doc["kind"] not in CLUSTER_KINDS:
             doc["metadata"].setdefault("namespace", namespace)
-    result = kubectl(
-        control_plane.kubeconfig,
-        "apply",
-        "--dry-run=server",
-        "-f",
-        "-",
-        stdin=yaml.safe_dump_all(checked),
-    )
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.count("(server dry run)") == len(checked)
+    server_dry_run(control_plane, checked)
 
 
 def _can(
@@ -236,16 +241,7 @@ def test_argocd_manifests_pass_server_side_dry_run(
     docs = [d for f in files for d in yaml.safe_load_all(f.read_text()) if d]
     kinds = {d["kind"] for d in docs}
     assert kinds == {"Application", "ApplicationSet", "AppProject"}
-    result = kubectl(
-        control_plane.kubeconfig,
-        "apply",
-        "--dry-run=server",
-        "-f",
-        "-",
-        stdin=yaml.safe_dump_all(docs),
-    )
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.count("(server dry run)") == len(docs)
+    server_dry_run(control_plane, docs)
     # The root Application does not sync the folder it lives in.
     root = yaml.safe_load((REPO_ROOT / "argocd/bootstrap/root.yaml").read_text())
     assert root["spec"]["source"]["path"] == "argocd/apps"
@@ -271,12 +267,4 @@ def test_every_client_renders_to_a_valid_clientpipeline(
         assert [d["kind"] for d in docs] == ["ClientPipeline"]
         assert docs[0]["metadata"]["name"] == values.parent.name
         docs[0]["metadata"]["namespace"] = "clients"
-        result = kubectl(
-            control_plane.kubeconfig,
-            "apply",
-            "--dry-run=server",
-            "-f",
-            "-",
-            stdin=yaml.safe_dump_all(docs),
-        )
-        assert result.returncode == 0, result.stderr
+        server_dry_run(control_plane, docs)

@@ -14,9 +14,12 @@ from clientpipelines.clients.kafka_connect import KafkaConnectClient
 from clientpipelines.clients.nessie import NessieClient
 from clientpipelines.clients.trino import TrinoClient
 from clientpipelines.naming import ClientNames
+from clientpipelines.operator import desired
+from devstack.operator import pipeline_body
 from devstack.procs import wait_for
 from devstack.sampledata import ClientSource, SampleData
 from devstack.stack import Endpoints, Stack, lake_catalog_properties
+from devstack.wiring import unwire_client
 
 
 def unique_client() -> str:
@@ -29,52 +32,15 @@ def client_source(platform: Stack) -> Iterator[ClientSource]:
     client = unique_client()
     src = data.create(client, rows=50, seed=1)
     yield src
-    ep = platform.endpoints()
-    names = ClientNames(client)
-    with psycopg.connect(ep.postgres_dsn(), autocommit=True) as conn:
-        # A deleted connector's task lets go of its slot a moment later.
-        wait_for(
-            "the replication slot to be released",
-            lambda: (
-                not conn.execute(
-                    "select 1 from pg_replication_slots where slot_name = %s and active",
-                    (names.replication_slot,),
-                ).fetchone()
-            ),
-            timeout=30,
-            interval=0.5,
-        )
-        conn.execute(
-            "select pg_drop_replication_slot(slot_name) from pg_replication_slots"
-            " where slot_name = %s",
-            (names.replication_slot,),
-        )
-        conn.execute(f'drop database if exists "{src.database}" with (force)')
-        conn.execute(f'drop role if exists "{src.username}"')
+    # Whatever a test left (connector, slot, catalogs, branch) goes with the database.
+    unwire_client(platform, client)
 
 
 def debezium_config(src: ClientSource, tables: list[str]) -> dict[str, str]:
-    names = ClientNames(src.client_id)
-    return {
-        "connector.class": "io.debezium.connector.postgresql.PostgresConnector",
-        "plugin.name": "pgoutput",
-        "database.hostname": src.host,
-        "database.port": str(src.port),
-        "database.user": src.username,
-        "database.password": src.password,
-        "database.dbname": src.database,
-        "topic.prefix": names.topic_prefix,
-        "table.include.list": ",".join(f"{src.schema}.{t}" for t in tables),
-        "slot.name": names.replication_slot,
-        "publication.name": names.publication,
-        "publication.autocreate.mode": "filtered",
-        "snapshot.mode": "initial",
-        "tombstones.on.delete": "false",
-        "key.converter": "org.apache.kafka.connect.json.JsonConverter",
-        "key.converter.schemas.enable": "false",
-        "value.converter": "org.apache.kafka.connect.json.JsonConverter",
-        "value.converter.schemas.enable": "false",
-    }
+    """The connector config the operator would build for this source."""
+    body = pipeline_body(src.client_id, src, secret="unused", tables=tables)
+    spec = desired.parse_spec(src.client_id, "default", body["spec"])
+    return desired.build_connector_config(spec, src.username, src.password)
 
 
 def test_debezium_streams_changes_that_trino_reads_from_kafka(
