@@ -77,6 +77,15 @@ class ClientNames:
     def topic(self, schema: str, table: str) -> str:
         return f"{self.topic_prefix}.{schema}.{table}"
 
+    @property
+    def heartbeat_topic(self) -> str:
+        # Debezium's default topic.heartbeat.prefix is "__debezium-heartbeat".
+        return f"__debezium-heartbeat.{self.topic_prefix}"
+
+    def owns_topic(self, topic: str) -> bool:
+        """True for the topics this client's connector writes (client ids contain no dots)."""
+        return topic.startswith(f"{self.topic_prefix}.") or topic == self.heartbeat_topic
+
     # Client Postgres
     @property
     def replication_slot(self) -> str:

@@ -13,6 +13,7 @@ import pytest
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
+from clientpipelines.clients.kafka import KafkaTopics
 from clientpipelines.clients.kafka_connect import KafkaConnectClient
 from clientpipelines.clients.nessie import NessieClient
 from clientpipelines.clients.trino import TrinoClient
@@ -143,6 +144,16 @@ def parts_exist(services: dict[str, Any], c: Client) -> dict[str, bool]:
         "staging_catalog": c.names.staging_catalog in catalogs,
         "branch": services["nessie"].get_reference(c.names.staging_branch) is not None,
     }
+
+
+def client_topics(endpoints: Endpoints, c: Client) -> list[str]:
+    return [t for t in KafkaTopics(endpoints.kafka_bootstrap).names() if c.names.owns_topic(t)]
+
+
+def provider_events(services: dict[str, Any], c: Client) -> int:
+    topic = c.names.topic("public", "provider")
+    rows = services["trino"].query(f'select count(*) from {c.names.cdc_catalog}.default."{topic}"')
+    return int(rows[0][0])
 
 
 def events_text(api: client.ApiClient, namespace: str) -> str:
@@ -287,6 +298,8 @@ def test_delete_with_delete_policy_removes_everything_outside_kubernetes(
     c.apply(tables=["provider", "care_site"], policy="Delete")
     wait_ready(kube_api, namespace, c.id)
     assert slot_and_publication(endpoints, c) == (True, True)
+    wait_for("the snapshot to reach Kafka", lambda: provider_events(services, c) == 40)
+    assert len(client_topics(endpoints, c)) == 3  # two tables and the heartbeat
 
     c.delete()
     wait_for("the ClientPipeline to be gone (finalizer done)", lambda: c.get() is None, timeout=120)
@@ -294,11 +307,18 @@ def test_delete_with_delete_policy_removes_everything_outside_kubernetes(
         ("connector", "cdc_catalog", "staging_catalog", "branch"), False
     )
     assert slot_and_publication(endpoints, c) == (False, False)
+    assert client_topics(endpoints, c) == []
     wait_for(
         "the garbage collector to delete the CronJob",
         lambda: not client.BatchV1Api(kube_api).list_namespaced_cron_job(namespace).items,
         timeout=60,
     )
+
+    # Onboarding the same client again starts from scratch: Connect forgot the old
+    # offsets, so Debezium snapshots the tables again instead of resuming past them.
+    c.apply(tables=["provider", "care_site"], policy="Delete")
+    wait_ready(kube_api, namespace, c.id)
+    wait_for("a fresh snapshot in Kafka", lambda: provider_events(services, c) == 40, timeout=60)
 
 
 def test_delete_with_retain_policy_keeps_everything(

@@ -14,6 +14,10 @@ def test_names_follow_the_design_contract() -> None:
     n = ClientNames("acme-health")
     assert n.connector == "acme-health-cdc"
     assert n.topic("public", "provider") == "acme-health.public.provider"
+    assert n.owns_topic("acme-health.public.provider")
+    assert n.owns_topic("__debezium-heartbeat.acme-health")
+    assert not n.owns_topic("acme-health-2.public.provider")
+    assert not n.owns_topic("__debezium-heartbeat.acme-health-2")
     assert n.replication_slot == n.publication == "acme_health_cdc"
     assert (n.source_catalog, n.cdc_catalog, n.staging_catalog) == (
         "acme_health_src",

@@ -10,6 +10,7 @@ import contextlib
 import time
 from pathlib import Path
 
+from clientpipelines.clients.kafka import KafkaTopics
 from clientpipelines.clients.kafka_connect import KafkaConnectClient
 from clientpipelines.clients.trino import TrinoClient
 from clientpipelines.naming import ClientNames
@@ -83,7 +84,9 @@ def unwire_client(stack: Stack, client_id: str) -> None:
 
     ep = stack.endpoints()
     names = ClientNames(client_id)
-    KafkaConnectClient(ep.connect_url).delete(names.connector)
+    KafkaConnectClient(ep.connect_url).remove(names.connector)
+    topics = KafkaTopics(ep.kafka_bootstrap)
+    topics.delete(t for t in topics.names() if names.owns_topic(t))
     trino = TrinoClient(ep.trino_host, ep.trino_port)
     for catalog in desired.owned_catalog_names(client_id):
         with contextlib.suppress(ServiceError):

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
 from clientpipelines.clients._http import RestClient
+from clientpipelines.clients.errors import ServiceUnavailable
 
 
 @dataclass(frozen=True)
@@ -67,6 +69,44 @@ class KafkaConnectClient(RestClient):
         """Delete the connector; False if it was already gone."""
         resp = self.request("DELETE", f"/connectors/{name}", allow=(404,))
         return resp.status_code != 404
+
+    def stop(self, name: str) -> bool:
+        """Stop the connector and its tasks (unlike pause, it gives up its resources).
+
+        False if there is no such connector.
+        """
+        return self.request("PUT", f"/connectors/{name}/stop", allow=(404,)).status_code != 404
+
+    def reset_offsets(self, name: str) -> bool:
+        """Forget where the connector was (KIP-875; the connector must be STOPPED).
+
+        Connect keeps a source connector's offsets after the connector is deleted, so a
+        connector re-created under the same name would resume from them, skipping the
+        snapshot, even though its replication slot was dropped. False if there is no
+        such connector.
+        """
+        resp = self.request("DELETE", f"/connectors/{name}/offsets", allow=(404,))
+        return resp.status_code != 404
+
+    def remove(self, name: str, *, stop_timeout: float = 20.0) -> bool:
+        """Stop, forget the offsets of, and delete the connector; False if it was gone.
+
+        Each step is safe to repeat, so a remove interrupted anywhere completes on retry.
+        """
+        status = self.status(name)
+        if status is None:
+            return False
+        if status.state != "STOPPED":
+            if not self.stop(name):
+                return False  # deleted meanwhile (Connect reports a status a little longer)
+            deadline = time.monotonic() + stop_timeout
+            while (status := self.status(name)) is not None and status.state != "STOPPED":
+                if time.monotonic() > deadline:
+                    raise ServiceUnavailable(
+                        self.service, f"connector {name} did not stop within {stop_timeout:.0f}s"
+                    )
+                time.sleep(0.25)
+        return self.reset_offsets(name) and self.delete(name)
 
     def pause(self, name: str) -> None:
         self.request("PUT", f"/connectors/{name}/pause")

@@ -19,6 +19,7 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from clientpipelines.clients.errors import ServiceError, ServiceUnavailable
+from clientpipelines.clients.kafka import KafkaTopics
 from clientpipelines.clients.kafka_connect import ConnectorStatus, KafkaConnectClient, TaskState
 from clientpipelines.clients.nessie import NessieClient
 from clientpipelines.clients.postgres import PostgresLogin, SourcePostgres
@@ -67,6 +68,7 @@ class Systems:
 
     settings: Settings
     connect: KafkaConnectClient
+    kafka: KafkaTopics
     nessie: NessieClient
     trino: TrinoClient
     api: client.ApiClient
@@ -76,6 +78,7 @@ class Systems:
         return cls(
             settings=settings,
             connect=KafkaConnectClient(settings.connect_url),
+            kafka=KafkaTopics(settings.kafka_bootstrap),
             nessie=NessieClient(settings.nessie_url),
             trino=TrinoClient(settings.trino_host, settings.trino_port, user=settings.trino_user),
             api=api,

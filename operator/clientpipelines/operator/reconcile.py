@@ -157,14 +157,28 @@ def cleanup(
     done: list[str] = []
     problems: list[str] = []
 
-    def step(what: str, run: Any) -> None:
+    def step(what: str, run: Any) -> bool:
+        """Run one removal; True when nothing of it is left (done now or before)."""
         try:
-            if run():
-                done.append(what)
+            result = run()
         except (ServiceUnavailable, ServiceError, SecretMissing) as exc:
             problems.append(f"{what}: {exc}")
+            return False
+        if result:
+            done.append(what if result is True else f"{what} {', '.join(result)}")
+        return True
 
-    step(f"deleted connector {names.connector}", lambda: systems.connect.delete(names.connector))
+    connector_gone = step(
+        f"deleted connector {names.connector} and its offsets",
+        lambda: systems.connect.remove(names.connector),
+    )
+    if connector_gone:
+        step(
+            "deleted topics",
+            lambda: systems.kafka.delete(t for t in systems.kafka.names() if names.owns_topic(t)),
+        )
+    else:
+        problems.append(f"topics {names.topic_prefix}.* kept until the connector is gone")
     try:
         creds: Credentials | None = parts.read_credentials(systems.api, pipeline)
     except (SecretMissing, ServiceUnavailable) as exc:
