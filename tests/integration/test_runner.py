@@ -82,9 +82,17 @@ def test_changes_flow_through_to_the_published_tables(
 ) -> None:
     src = cdc_client
     wait_for_cdc(platform, src.client_id)
-    first = runner(endpoints, src.client_id)
+    first = runner(endpoints, src.client_id, "--unit-tests")
     assert first.returncode == 0, first.stdout + first.stderr
     assert "[6/6] publish" in first.stdout
+    # The dbt unit tests of the merge logic ran (only on request: they test logic, not data).
+    for unit_test in (
+        "delete_after_update_wins",
+        "last_of_two_updates_wins",
+        "primary_key_change_deletes_old_key_and_creates_new",
+    ):
+        assert f"int_provider__batch_latest::{unit_test} " in first.stdout
+        assert f"PASS int_provider__batch_latest::{unit_test} " in first.stdout
     assert_lake_equals_source(platform, src)
 
     # Inserts, updates, deletes, and a primary-key update.

@@ -66,6 +66,12 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--project-dir", type=Path, default=_default_project())
     r.add_argument("--full-refresh", action="store_true", help="rebuild from every Kafka offset")
     r.add_argument(
+        "--unit-tests",
+        action="store_true",
+        default=os.environ.get("RUN_UNIT_TESTS", "").lower() in ("1", "true", "yes"),
+        help="also run the dbt unit tests ($RUN_UNIT_TESTS; off: they test logic, not data)",
+    )
+    r.add_argument(
         "--break-lock",
         action="store_true",
         help="remove a lock left by a run that no longer exists",
@@ -95,6 +101,7 @@ def main(argv: list[str] | None = None) -> int:
         dbt_select=args.select,
         dbt_vars=dbt_vars,
         full_refresh=args.full_refresh,
+        unit_tests=args.unit_tests,
         break_lock=args.break_lock,
         deadline_seconds=float(os.environ.get("RUN_DEADLINE_SECONDS", "3600")),
     )

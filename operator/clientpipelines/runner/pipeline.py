@@ -49,6 +49,9 @@ class RunConfig:
     dbt_select: str | None = None
     dbt_vars: dict[str, Any] = field(default_factory=dict)
     full_refresh: bool = False
+    # dbt unit tests check the models' logic, not the data: they belong in CI (make
+    # test runs them), and in every run they would add their queries to the critical path.
+    unit_tests: bool = False
     break_lock: bool = False
     # A run never holds the lock longer than this (the Job's activeDeadlineSeconds).
     deadline_seconds: float = 3600.0
@@ -71,6 +74,22 @@ class RunFailed(Exception):
 
 def _say(message: str) -> None:
     print(message, flush=True)
+
+
+def _package_hub_unreachable(timeout: float = 3.0) -> str | None:
+    """Why dbt's package hub cannot be reached, or None when it answers.
+
+    Asked first because `dbt deps` retries for seconds before it gives up, on every run.
+    """
+    import requests  # noqa: PLC0415
+    from dbt.clients.registry import DEFAULT_REGISTRY_BASE_URL  # noqa: PLC0415
+
+    url = str(DEFAULT_REGISTRY_BASE_URL)  # DBT_PACKAGE_HUB_URL points it at a mirror
+    try:
+        requests.head(url, timeout=timeout)
+    except requests.RequestException as exc:
+        return f"dbt's package hub {url} is unreachable: {type(exc).__name__}"
+    return None
 
 
 class Run:
@@ -213,15 +232,21 @@ class Run:
             ignore=shutil.ignore_patterns("target", "logs"),
         )
         installed = (project / "dbt_packages" / "elementary").is_dir()
+        why = "the package is missing"
         if not installed and (project / "packages.yml").exists():
-            ok, _ = self.dbt(project, ["deps"], quiet=True)
-            installed = ok and (project / "dbt_packages" / "elementary").is_dir()
+            unreachable = _package_hub_unreachable()
+            if unreachable:
+                why = unreachable
+            else:
+                ok, _ = self.dbt(project, ["deps"], quiet=True)
+                installed = ok and (project / "dbt_packages" / "elementary").is_dir()
+                why = "dbt deps did not install it"
         if not installed:
             # Without the package, packages.yml would make every dbt command fail.
             (project / "packages.yml").unlink(missing_ok=True)
             _say(
-                "Elementary is not installed (dbt Hub unreachable or the package is missing):"
-                " running without its report; dbt's own tests are the gate"
+                f"Elementary is not installed ({why}): running without its report;"
+                " dbt's own tests are the gate"
             )
         self.summary.append(f"elementary: {'installed' if installed else 'not installed'}")
         return project, installed
@@ -276,6 +301,8 @@ class Run:
             args += ["--select", self.config.dbt_select]
         if self.config.full_refresh:
             args.append("--full-refresh")
+        if not self.config.unit_tests:
+            args += ["--exclude-resource-type", "unit_test"]
         ok, nodes = self.dbt(project, args)
         failing = [
             f"{n.node.resource_type} {n.node.name}: {n.status!s} {n.message or ''}".strip()
