@@ -69,35 +69,50 @@ from {{ source('src', table) }}
 {#
   Kafka messages not yet loaded into `changes` (this model): per partition, only
   offsets above the highest one loaded, the watermark kept with the data itself.
-  Constant bounds let Trino's kafka connector read just those offset ranges, so a
-  run costs what changed, not the topic's size. Unseen partitions are read whole.
+  Unseen partitions are read whole. Each filter is a plain conjunction, one per
+  UNION ALL branch: Trino's kafka connector turns such constant bounds into
+  partition and offset ranges, but an OR across partitions would widen to "every
+  offset" and read the whole topic, so a run would cost the topic's size instead
+  of what changed.
 #}
-{% macro new_offsets_predicate() -%}
+{% macro new_offsets_filters() -%}
   {%- if not is_incremental() -%}
-    true
-  {%- else -%}
-    {%- set rows = run_query(
-        "select _partition_id, max(_partition_offset) from " ~ this ~ " group by 1"
-    ) if execute else none -%}
-    {%- if rows is none or rows | length == 0 -%}
-      true
-    {%- else -%}
-      ({%- for r in rows %}
-        (_partition_id = {{ r[0] }} and _partition_offset > {{ r[1] }}) or
-      {%- endfor %}
-        _partition_id not in ({% for r in rows %}{{ r[0] }}{% if not loop.last %}, {% endif %}{% endfor %}))
-    {%- endif -%}
+    {{ return(["true"]) }}
   {%- endif -%}
+  {%- set rows = run_query(
+      "select _partition_id, max(_partition_offset) from " ~ this ~ " group by 1"
+  ) if execute else none -%}
+  {%- if rows is none or rows | length == 0 -%}
+    {{ return(["true"]) }}
+  {%- endif -%}
+  {%- set filters = [] -%}
+  {%- set seen = rows | map(attribute=0) | list -%}
+  {%- for r in rows -%}
+    {%- do filters.append("_partition_id = " ~ r[0] ~ " and _partition_offset > " ~ r[1]) -%}
+  {%- endfor -%}
+  {#- Partitions with nothing loaded yet: the gaps below the highest seen id, and
+      every id above it (Kafka only ever adds partitions). Written as = and >
+      because the connector prunes partitions on those, but not on <> or not in. -#}
+  {%- for p in range(seen | max) if p not in seen -%}
+    {%- do filters.append("_partition_id = " ~ p) -%}
+  {%- endfor -%}
+  {%- do filters.append("_partition_id > " ~ seen | max) -%}
+  {{ return(filters) }}
 {%- endmacro %}
 
 {# The change log: every change event, appended once, with the batch that loaded it. #}
 {% macro changes_model(table) -%}
 {{ config(materialized='incremental', incremental_strategy='append', enabled=is_cdc()) }}
+{%- for filter in new_offsets_filters() %}
+{%- if not loop.first %}
+union all
+{%- endif %}
 select
     s.*,
     cast('{{ var("batch_id", invocation_id) }}' as varchar) as batch_id
 from {{ ref('stg_cdc__' ~ table) }} as s
-where {{ new_offsets_predicate() }}
+where {{ filter }}
+{%- endfor %}
 {%- endmacro %}
 
 {#

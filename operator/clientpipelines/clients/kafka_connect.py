@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from clientpipelines.clients._http import RestClient
-from clientpipelines.clients.errors import ServiceUnavailable
+from clientpipelines.clients.errors import Conflict, ServiceUnavailable
 
 
 @dataclass(frozen=True)
@@ -56,8 +56,17 @@ class KafkaConnectClient(RestClient):
         return {k: str(v) for k, v in resp.json().items()}
 
     def put_config(self, name: str, config: dict[str, str]) -> None:
-        """Create or update the connector (PUT is an upsert in Connect's API)."""
-        self.request("PUT", f"/connectors/{name}/config", json=config)
+        """Create or update the connector (PUT is an upsert in Connect's API).
+
+        Raises Conflict while the worker group rebalances (which every new connector
+        causes): Connect answers 409, or 500 when the request timed out behind one.
+        """
+        try:
+            self.request("PUT", f"/connectors/{name}/config", json=config)
+        except ServiceUnavailable as exc:
+            if exc.status == 500 and "rebalanc" in str(exc).lower():
+                raise Conflict(self.service, str(exc).split(": ", 1)[-1], 409) from exc
+            raise
 
     def status(self, name: str) -> ConnectorStatus | None:
         resp = self.request("GET", f"/connectors/{name}/status", allow=(404,))

@@ -101,7 +101,7 @@ def _reconcile(body: kopf.Body, meta: kopf.Meta, retry: int, drift: bool) -> Non
             )
     _post_events(outcome, body)
     if outcome.retry_after is not None and not drift:
-        delay = min(outcome.retry_after * (2 ** min(retry, 5)), 300)
+        delay = reconcile.retry_delay(outcome.retry_after, retry, backoff=outcome.backoff)
         ready = next(c for c in outcome.status["conditions"] if c["type"] == "Ready")
         raise kopf.TemporaryError(
             f"not ready, retrying in {delay:.0f}s: {ready['message']}", delay=delay

@@ -18,7 +18,7 @@ from typing import Any
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from clientpipelines.clients.errors import ServiceError, ServiceUnavailable
+from clientpipelines.clients.errors import Conflict, ServiceError, ServiceUnavailable
 from clientpipelines.clients.kafka import KafkaTopics
 from clientpipelines.clients.kafka_connect import ConnectorStatus, KafkaConnectClient, TaskState
 from clientpipelines.clients.nessie import NessieClient
@@ -46,6 +46,8 @@ class PartResult:
     writes: list[str] = field(default_factory=list)
     # Seconds until the part should be looked at again (it is converging), if any.
     requeue: float | None = None
+    # The part hit an error (a service down or refusing): retries back off.
+    failed: bool = False
 
 
 @dataclass(frozen=True)
@@ -124,13 +126,23 @@ def guarded(condition_type: str, run: Callable[[], PartResult]) -> PartResult:
     try:
         return run()
     except SecretMissing as exc:
-        return PartResult(Condition(condition_type, False, "SecretNotFound", str(exc)), requeue=30)
+        cond = Condition(condition_type, False, "SecretNotFound", str(exc))
+        return PartResult(cond, requeue=30, failed=True)
+    except Conflict as exc:
+        # Lost a race (Kafka Connect answers 409 while its group rebalances, which
+        # every new connector causes): not a failure, look again soon.
+        cond = Condition(condition_type, False, _service(exc) + "Busy", str(exc))
+        return PartResult(cond, requeue=2)
     except ServiceUnavailable as exc:
-        reason = "".join(w.capitalize() for w in exc.service.split("-")) + "Unavailable"
-        return PartResult(Condition(condition_type, False, reason, str(exc)), requeue=None)
+        cond = Condition(condition_type, False, _service(exc) + "Unavailable", str(exc))
+        return PartResult(cond, failed=True)
     except ServiceError as exc:
-        reason = "".join(w.capitalize() for w in exc.service.split("-")) + "Error"
-        return PartResult(Condition(condition_type, False, reason, str(exc)), requeue=None)
+        cond = Condition(condition_type, False, _service(exc) + "Error", str(exc))
+        return PartResult(cond, failed=True)
+
+
+def _service(exc: ServiceError) -> str:
+    return "".join(w.capitalize() for w in exc.service.split("-"))
 
 
 # -- Trino catalogs --------------------------------------------------------------------------

@@ -28,6 +28,24 @@ class Outcome:
     events: list[tuple[str, str, str]] = field(default_factory=list)  # (type, reason, message)
     retry_after: float | None = None
     ready: bool = False
+    backoff: bool = False  # some part failed: retries back off exponentially
+
+
+# Converging parts are polled at their own pace this many times before backing off.
+CONVERGING_POLLS = 30
+
+
+def retry_delay(base: float, retry: int, *, backoff: bool) -> float:
+    """Seconds until the next reconcile of a pipeline that is not Ready yet.
+
+    Errors back off exponentially (a service that is down is not hammered); parts
+    that are merely converging (a connector starting) are polled at their own pace,
+    so a burst of new pipelines is not slowed down by growing delays.
+    """
+    steps = retry if backoff else retry - CONVERGING_POLLS
+    if steps <= 0:
+        return base
+    return float(min(base * 2 ** min(steps, 8), 300))
 
 
 def _now() -> str:
@@ -128,9 +146,12 @@ def reconcile(
     # Unavailable services and converging parts are looked at again soon; a part
     # that is fine but idle waits for the drift timer.
     retries = [r.requeue for r in results if r.requeue is not None]
+    backoff = any(r.failed for r in results)
     if not ready.status and not retries:
-        retries = [15.0]
-    return Outcome(new_status, events, min(retries) if retries else None, ready.status)
+        retries, backoff = [15.0], True
+    return Outcome(
+        new_status, events, min(retries) if retries else None, ready.status, backoff=backoff
+    )
 
 
 # -- deletion ---------------------------------------------------------------------------------

@@ -66,6 +66,22 @@ class RunConfig:
         return ClientNames(self.client_id)
 
 
+def new_offsets_filters(marks: list[tuple[int, int]]) -> list[str]:
+    """Filters, one per UNION ALL branch, for the Kafka messages above `marks`.
+
+    The same filters the dbt change-log models read with (macros/cdc.sql): plain
+    conjunctions on = and > that Trino's kafka connector turns into partition and
+    offset ranges; an OR, <> or NOT IN would make it read the whole topic.
+    """
+    if not marks:
+        return ["true"]
+    seen = {p for p, _ in marks}
+    filters = [f"_partition_id = {p} and _partition_offset > {o}" for p, o in sorted(marks)]
+    filters += [f"_partition_id = {p}" for p in range(max(seen)) if p not in seen]
+    filters.append(f"_partition_id > {max(seen)}")
+    return filters
+
+
 class RunFailed(Exception):
     def __init__(self, code: int, message: str) -> None:
         super().__init__(message)
@@ -211,15 +227,12 @@ class Run:
             except ServiceError:
                 return None  # first run: no change log yet
             topic = f'{names.cdc_catalog}.default."{names.topic(self.config.source_schema, table)}"'
-            if marks:
-                bounds = " or ".join(
-                    f"(_partition_id = {p} and _partition_offset > {o})" for p, o in marks
-                )
-                seen = ", ".join(str(p) for p, _ in marks)
-                where = f"{bounds} or _partition_id not in ({seen})"
-            else:
-                where = "true"
-            rows = self.trino.query(f"select count(*) from {topic} where {where}")  # noqa: S608
+            filters = new_offsets_filters(marks)
+            counts = " union all ".join(
+                f"select count(*) as n from {topic} where {f}"  # noqa: S608
+                for f in filters
+            )
+            rows = self.trino.query(f"select sum(n) from ({counts})")  # noqa: S608
             total += int(rows[0][0])
         return total
 
