@@ -22,11 +22,13 @@ import sys
 import tempfile
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 from kubernetes import client, config
 
+from clientpipelines.clients.errors import Conflict
 from clientpipelines.clients.kafka_connect import KafkaConnectClient
 from clientpipelines.clients.nessie import NessieClient
 from clientpipelines.clients.postgres import PostgresLogin, SourcePostgres
@@ -48,6 +50,7 @@ from devstack.sampledata import ClientSource, SampleData
 from devstack.stack import Stack, operator_env
 
 DRIFT_INTERVAL = 10.0
+OPERATOR_WORKERS = 20  # kopf's settings.execution.max_workers in handlers.configure
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -59,7 +62,6 @@ def raw_cost(
     stack: Stack, api: client.ApiClient, namespace: str, rounds: int = 3
 ) -> dict[str, float]:
     """Median seconds of each call one pipeline needs, made directly."""
-    op_settings = Settings.from_env(operator_env(stack.endpoints(), Path("unused")))
     timings: dict[str, list[float]] = {}
 
     def timed(what: str, run: Any) -> Any:
@@ -70,36 +72,58 @@ def raw_cost(
 
     data = SampleData(stack)
     for _ in range(rounds):
-        _one_round(data, stack, api, namespace, op_settings, timed)
+        src = data.create(f"raw{uuid.uuid4().hex[:8]}", rows=40)
+        cron = _make_pipeline(stack, api, namespace, src, timed)
+        _remove_pipeline(stack, api, namespace, src, cron)
     return {k: statistics.median(v) for k, v in timings.items()}
 
 
-def _one_round(
-    data: SampleData,
-    stack: Stack,
-    api: client.ApiClient,
-    namespace: str,
-    op_settings: Settings,
-    timed: Any,
-) -> None:
-    """Make, time and remove every part of one pipeline by hand."""
+def raw_burst(
+    stack: Stack, api: client.ApiClient, namespace: str, n: int, workers: int
+) -> list[float]:
+    """Seconds from the start to each of `n` pipelines made directly, `workers` at a time.
+
+    The same calls as `raw_cost`, all at once with the operator's concurrency: what
+    the systems themselves allow for a burst (Trino creates catalogs one at a time;
+    Kafka Connect rebalances for every new connector), with no operator involved.
+    """
+    data = SampleData(stack)
+    sources = [data.create(f"raw{uuid.uuid4().hex[:8]}", rows=40) for _ in range(n)]
+    started = time.monotonic()
+
+    def one(src: ClientSource) -> tuple[float, dict[str, Any]]:
+        cron = _make_pipeline(stack, api, namespace, src, lambda _what, run: run())
+        return time.monotonic() - started, cron
+
+    with ThreadPoolExecutor(workers) as pool:
+        done = list(pool.map(one, sources))
+    for src, (_, cron) in zip(sources, done, strict=True):
+        _remove_pipeline(stack, api, namespace, src, cron)
+    return [took for took, _ in done]
+
+
+def _make_pipeline(
+    stack: Stack, api: client.ApiClient, namespace: str, src: ClientSource, timed: Any
+) -> dict[str, Any]:
+    """Make every part of one pipeline by hand, each call through `timed`."""
+    op_settings = Settings.from_env(operator_env(stack.endpoints(), Path("unused")))
     ep = stack.endpoints()
     trino = TrinoClient(ep.trino_host, ep.trino_port)
     connect = KafkaConnectClient(ep.connect_url)
     nessie = NessieClient(ep.nessie_url)
-    cid = f"raw{uuid.uuid4().hex[:8]}"
-    src = data.create(cid, rows=40)
+    cid = src.client_id
     body = pipeline_body(cid, src, secret="unused", tables=["provider", "care_site"])
     spec = desired.parse_spec(cid, namespace, body["spec"])
     names = ClientNames(cid)
-    cats = desired.build_catalogs(spec, op_settings)
-    for name, cat in sorted(cats.items()):
+    for name, cat in sorted(desired.build_catalogs(spec, op_settings).items()):
         timed(
             f"create catalog ({cat.connector})",
             lambda n=name, c=cat: trino.create_catalog(n, c.connector, c.properties),
         )
     conf = desired.build_connector_config(spec, src.username, src.password)
-    timed("connector PUT", lambda: connect.put_config(names.connector, conf))
+    timed(
+        "connector PUT", lambda: _retry_conflicts(lambda: connect.put_config(names.connector, conf))
+    )
     timed(
         "connector to RUNNING",
         lambda: wait_for(
@@ -111,6 +135,7 @@ def _one_round(
                 and all(t.state == "RUNNING" for t in s.tasks)
             ),
             interval=0.05,
+            timeout=600,
         ),
     )
     main = nessie.get_reference("main")
@@ -122,14 +147,32 @@ def _one_round(
         "CronJob create",
         lambda: client.BatchV1Api(api).create_namespaced_cron_job(namespace, cron),
     )
-    # Clean up this round.
-    connect.delete(names.connector)
-    for name in cats:
-        trino.drop_catalog(name)
+    return cron
+
+
+def _retry_conflicts(run: Any) -> None:
+    """Kafka Connect answers 409 while it rebalances: the caller must come back."""
+    while True:
+        try:
+            return run()
+        except Conflict:
+            time.sleep(0.05)
+
+
+def _remove_pipeline(
+    stack: Stack, api: client.ApiClient, namespace: str, src: ClientSource, cron: dict[str, Any]
+) -> None:
+    ep = stack.endpoints()
+    names = ClientNames(src.client_id)
+    KafkaConnectClient(ep.connect_url).remove(names.connector)
+    trino = TrinoClient(ep.trino_host, ep.trino_port)
+    for catalog in desired.owned_catalog_names(src.client_id):
+        trino.drop_catalog(catalog)
+    nessie = NessieClient(ep.nessie_url)
     ref = nessie.get_reference(names.staging_branch)
     if ref:
         nessie.delete_branch(ref)
-    client.BatchV1Api(api).delete_namespaced_cron_job(names.cronjob, namespace)
+    client.BatchV1Api(api).delete_namespaced_cron_job(cron["metadata"]["name"], namespace)
     _drop_source(stack, src)
 
 
@@ -167,6 +210,8 @@ def run_n(
         sources.append(src)
 
     raw = raw_cost(stack, api, namespace)
+    print(f"[N={n}] the same calls for {n} pipelines at once, directly", file=sys.stderr)
+    burst = raw_burst(stack, api, namespace, n, workers=OPERATOR_WORKERS)
     raw_total = sum(raw.values())
     raw_calls = sum(v for k, v in raw.items() if k != "connector to RUNNING")
 
@@ -308,6 +353,11 @@ def run_n(
         "raw_calls_only_s": round(raw_calls, 3),
         "raw_breakdown_s": {k: round(v, 3) for k, v in raw.items()},
         "ratio_p50_to_raw": round(percentile(latencies, 0.5) / raw_total, 2) if latencies else None,
+        "raw_burst_p50_s": round(percentile(burst, 0.5), 3),
+        "raw_burst_p95_s": round(percentile(burst, 0.95), 3),
+        "ratio_p50_to_raw_burst": (
+            round(percentile(latencies, 0.5) / percentile(burst, 0.5), 2) if latencies else None
+        ),
         "settle_seconds": 2 * DRIFT_INTERVAL,
         "settle_external_writes": settle_writes,
         "idle_seconds": 3 * DRIFT_INTERVAL,
@@ -339,13 +389,15 @@ def main() -> int:
             cp.stop()
     header = (
         f"{'N':>4} {'ready':>6} {'p50 s':>7} {'p95 s':>7} {'raw s':>7} {'p50/raw':>8} "
+        f"{'burst p50 s':>12} {'p50/burst':>10} "
         f"{'idle writes':>12} {'status writes':>14} {'RSS MB':>7}"
     )
     print(header)
     for r in results:
         print(
             f"{r['n']:>4} {r['ready']:>6} {r['latency_p50_s']:>7} {r['latency_p95_s']:>7} "
-            f"{r['raw_cost_s']:>7} {r['ratio_p50_to_raw']:>8} {r['idle_external_writes']:>12} "
+            f"{r['raw_cost_s']:>7} {r['ratio_p50_to_raw']:>8} {r['raw_burst_p50_s']:>12} "
+            f"{r['ratio_p50_to_raw_burst']:>10} {r['idle_external_writes']:>12} "
             f"{r['idle_status_writes']:>14} {r['operator_rss_mb']:>7}"
         )
     print(json.dumps({"benchmark": "operator_reconcile", "results": results}))

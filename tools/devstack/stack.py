@@ -709,4 +709,6 @@ def operator_env(
         "DRIFT_INTERVAL_SECONDS": str(drift_interval),
         "METRICS_PORT": str(metrics_port),
         "LIVENESS_ENDPOINT": f"http://127.0.0.1:{liveness_port}/healthz",
+        # As the operator image sets it (images/Dockerfile): see the comment there.
+        "MALLOC_ARENA_MAX": "2",
     }
