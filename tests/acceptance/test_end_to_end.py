@@ -18,6 +18,7 @@ import psycopg
 import pytest
 from kubernetes import client
 
+from clientpipelines.clients.kafka import KafkaTopics
 from clientpipelines.clients.kafka_connect import KafkaConnectClient
 from clientpipelines.clients.nessie import NessieClient
 from clientpipelines.clients.trino import TrinoClient
@@ -147,6 +148,9 @@ def test_two_clients_onboard_publish_refuse_bad_data_and_clean_up(
         catalogs = trino.catalogs()
         assert not {sa.cdc_catalog, sa.staging_catalog, sa.source_catalog} & catalogs
         assert NessieClient(ep.nessie_url).get_reference(sa.staging_branch) is None
+        topics = KafkaTopics(ep.kafka_bootstrap).names()
+        assert not [t for t in topics if sa.owns_topic(t)]
+        assert [t for t in topics if sb.owns_topic(t)]
         with psycopg.connect(ep.postgres_dsn(SampleData(platform).source(a).database)) as conn:
             assert conn.execute(
                 "select count(*) from pg_replication_slots where slot_name = %s",
