@@ -31,7 +31,6 @@ from kubernetes import client, config
 from clientpipelines.clients.errors import Conflict
 from clientpipelines.clients.kafka_connect import KafkaConnectClient
 from clientpipelines.clients.nessie import NessieClient
-from clientpipelines.clients.postgres import PostgresLogin, SourcePostgres
 from clientpipelines.clients.trino import TrinoClient
 from clientpipelines.naming import ClientNames
 from clientpipelines.operator import desired
@@ -48,6 +47,7 @@ from devstack.operator import (
 from devstack.procs import wait_for
 from devstack.sampledata import ClientSource, SampleData
 from devstack.stack import Stack, operator_env
+from devstack.wiring import unwire_client
 
 DRIFT_INTERVAL = 10.0
 # Runs that start would write status.lastRun and read as idle writes: a schedule
@@ -165,30 +165,8 @@ def _retry_conflicts(run: Any) -> None:
 def _remove_pipeline(
     stack: Stack, api: client.ApiClient, namespace: str, src: ClientSource, cron: dict[str, Any]
 ) -> None:
-    ep = stack.endpoints()
-    names = ClientNames(src.client_id)
-    KafkaConnectClient(ep.connect_url).remove(names.connector)
-    trino = TrinoClient(ep.trino_host, ep.trino_port)
-    for catalog in desired.owned_catalog_names(src.client_id):
-        trino.drop_catalog(catalog)
-    nessie = NessieClient(ep.nessie_url)
-    ref = nessie.get_reference(names.staging_branch)
-    if ref:
-        nessie.delete_branch(ref)
     client.BatchV1Api(api).delete_namespaced_cron_job(cron["metadata"]["name"], namespace)
-    _drop_source(stack, src)
-
-
-def _drop_source(stack: Stack, src: ClientSource) -> None:
-    import psycopg  # noqa: PLC0415
-
-    names = ClientNames(src.client_id)
-    SourcePostgres(
-        PostgresLogin(src.host, src.port, src.database, src.username, src.password, "disable")
-    ).drop_slot(names.replication_slot, wait=60)
-    with psycopg.connect(stack.endpoints().postgres_dsn(), autocommit=True) as conn:
-        conn.execute(f'drop database if exists "{src.database}" with (force)')
-        conn.execute(f'drop role if exists "{src.username}"')
+    unwire_client(stack, src.client_id)
 
 
 def run_n(
@@ -347,7 +325,7 @@ def run_n(
     )
     op.stop()
     for src in all_sources:
-        _drop_source(stack, src)
+        unwire_client(stack, src.client_id)
 
     return {
         "n": n,

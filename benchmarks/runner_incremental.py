@@ -22,6 +22,7 @@ import threading
 import time
 import uuid
 from pathlib import Path
+from typing import Any
 
 import psycopg
 
@@ -29,7 +30,7 @@ from clientpipelines.clients.trino import TrinoClient
 from clientpipelines.naming import ClientNames
 from devstack.sampledata import SampleData
 from devstack.stack import Stack
-from devstack.wiring import wait_for_cdc, wire_client
+from devstack.wiring import unwire_client, wait_for_cdc, wire_client
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -128,6 +129,29 @@ def freshness(stack: Stack, client: str, samples: int, rate: float) -> list[floa
     return [max(0.0, seen[m] - committed[m]) for m in seen]
 
 
+def measure(
+    stack: Stack, client: str, args: argparse.Namespace, say: Any, started: float
+) -> tuple[float, list[float], list[float], list[float]]:
+    """The timed part of the benchmark, on a wired client."""
+    wait_for_cdc(stack, client, timeout=3600, quiet_for=5)
+    say(f"snapshot in Kafka after {time.monotonic() - started:.0f}s; first (full) run")
+    first = run_runner(stack, client)
+    say(f"first run {first:.1f}s")
+
+    incremental, full = [], []
+    for i in range(args.repeat):
+        SampleData(stack).apply_changes(client, count=args.changes, seed=100 + i, batch=1000)
+        wait_for_cdc(stack, client, timeout=600, quiet_for=3)
+        incremental.append(run_runner(stack, client))
+        say(f"incremental run with {args.changes} changes: {incremental[-1]:.1f}s")
+        full.append(run_runner(stack, client, "--full-refresh"))
+        say(f"full refresh: {full[-1]:.1f}s")
+
+    say(f"freshness over {args.freshness} single-row changes")
+    lags = freshness(stack, client, args.freshness, args.freshness_rate)
+    return first, incremental, full, lags
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=1_000_000)
@@ -146,22 +170,11 @@ def main() -> int:
     say(f"seeding {args.rows} providers and wiring {client}")
     started = time.monotonic()
     wire_client(stack, client, rows=args.rows)
-    wait_for_cdc(stack, client, timeout=3600, quiet_for=5)
-    say(f"snapshot in Kafka after {time.monotonic() - started:.0f}s; first (full) run")
-    first = run_runner(stack, client)
-    say(f"first run {first:.1f}s")
-
-    incremental, full = [], []
-    for i in range(args.repeat):
-        SampleData(stack).apply_changes(client, count=args.changes, seed=100 + i, batch=1000)
-        wait_for_cdc(stack, client, timeout=600, quiet_for=3)
-        incremental.append(run_runner(stack, client))
-        say(f"incremental run with {args.changes} changes: {incremental[-1]:.1f}s")
-        full.append(run_runner(stack, client, "--full-refresh"))
-        say(f"full refresh: {full[-1]:.1f}s")
-
-    say(f"freshness over {args.freshness} single-row changes")
-    lags = freshness(stack, client, args.freshness, args.freshness_rate)
+    try:
+        first, incremental, full, lags = measure(stack, client, args, say, started)
+    finally:
+        if not os.environ.get("BENCH_KEEP_CLIENT"):  # its 1M-row database and topics
+            unwire_client(stack, client)
     result = {
         "benchmark": "runner_incremental",
         "rows": args.rows,
