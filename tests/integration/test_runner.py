@@ -19,7 +19,13 @@ from clientpipelines.clients.trino import TrinoClient
 from clientpipelines.naming import ClientNames
 from devstack.sampledata import CARE_SITE_COLUMNS, PROVIDER_COLUMNS, ClientSource, SampleData
 from devstack.stack import Endpoints, Stack
-from devstack.wiring import lake_differences, unwire_client, wait_for_cdc, wire_client
+from devstack.wiring import (
+    lake_differences,
+    rewire_connector,
+    unwire_client,
+    wait_for_cdc,
+    wire_client,
+)
 
 TABLES = {
     "provider": (PROVIDER_COLUMNS, "provider_id"),
@@ -113,6 +119,24 @@ def test_changes_flow_through_to_the_published_tables(
     assert third.returncode == 0, third.stdout + third.stderr
     assert "no new changes" in third.stdout
     assert main_hash(endpoints) == before
+
+
+def test_a_client_onboarded_again_is_rebuilt_from_its_new_topics(
+    platform: Stack, endpoints: Endpoints, cdc_client: ClientSource
+) -> None:
+    src = cdc_client
+    wait_for_cdc(platform, src.client_id)
+    assert runner(endpoints, src.client_id).returncode == 0
+
+    # Deleted with deletionPolicy Delete and onboarded again under the same id: new
+    # topics start at offset 0 with a new snapshot, below the published watermark.
+    rewire_connector(platform, src)
+    SampleData(platform).apply_changes(src.client_id, count=50, seed=23)
+    wait_for_cdc(platform, src.client_id)
+    again = runner(endpoints, src.client_id)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "rebuilding from every offset" in again.stdout
+    assert_lake_equals_source(platform, src)
 
 
 def test_bad_data_fails_a_test_and_main_stays_untouched(

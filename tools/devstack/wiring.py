@@ -25,15 +25,8 @@ def wire_client(
     stack: Stack, client_id: str, *, rows: int = 300, mode: str = "cdc", seed: int = 42
 ) -> ClientSource:
     """Source data, catalogs, connector (cdc) and staging branch for `client_id`."""
-    ep = stack.endpoints()
     src = SampleData(stack).create(client_id, rows=rows, seed=seed)
-    settings = Settings.from_env(operator_env(ep, Path("unused")))
-    systems = parts.Systems.from_settings(settings, api=None)  # type: ignore[arg-type]
-    body = pipeline_body(
-        client_id, src, secret="unused", tables=["provider", "care_site"], mode=mode
-    )
-    spec = desired.parse_spec(client_id, "default", body["spec"])
-    creds = parts.Credentials(src.username, src.password, "1")
+    systems, spec, creds = _parts(stack, src, mode)
     for result in (
         parts.ensure_catalogs(systems, spec, creds, None),
         parts.ensure_connector(systems, spec, creds, None),
@@ -42,6 +35,36 @@ def wire_client(
         if not result.condition.status and result.condition.reason != "ConnectorStarting":
             raise RuntimeError(f"{client_id}: {result.condition}")
     return src
+
+
+def rewire_connector(stack: Stack, src: ClientSource) -> None:
+    """The client deleted (Delete policy) and onboarded again, as far as CDC goes.
+
+    Connector and offsets, topics, slot and publication go; the connector comes
+    back and snapshots again. The lake keeps what was published.
+    """
+    systems, spec, creds = _parts(stack, src, "cdc")
+    names = spec.names
+    systems.connect.remove(names.connector)
+    source = systems.source(spec, creds)
+    source.drop_slot(names.replication_slot)
+    source.drop_publication(names.publication)
+    systems.kafka.delete_matching(names.owns_topic)
+    result = parts.ensure_connector(systems, spec, creds, None)
+    if not result.condition.status and result.condition.reason != "ConnectorStarting":
+        raise RuntimeError(f"{src.client_id}: {result.condition}")
+
+
+def _parts(
+    stack: Stack, src: ClientSource, mode: str
+) -> tuple[parts.Systems, desired.PipelineSpec, parts.Credentials]:
+    settings = Settings.from_env(operator_env(stack.endpoints(), Path("unused")))
+    systems = parts.Systems.from_settings(settings, api=None)  # type: ignore[arg-type]
+    body = pipeline_body(
+        src.client_id, src, secret="unused", tables=["provider", "care_site"], mode=mode
+    )
+    spec = desired.parse_spec(src.client_id, "default", body["spec"])
+    return systems, spec, parts.Credentials(src.username, src.password, "1")
 
 
 def wait_for_cdc(
@@ -85,8 +108,7 @@ def unwire_client(stack: Stack, client_id: str) -> None:
     ep = stack.endpoints()
     names = ClientNames(client_id)
     KafkaConnectClient(ep.connect_url).remove(names.connector)
-    topics = KafkaTopics(ep.kafka_bootstrap)
-    topics.delete(t for t in topics.names() if names.owns_topic(t))
+    KafkaTopics(ep.kafka_bootstrap).delete_matching(names.owns_topic)
     trino = TrinoClient(ep.trino_host, ep.trino_port)
     for catalog in desired.owned_catalog_names(client_id):
         with contextlib.suppress(ServiceError):

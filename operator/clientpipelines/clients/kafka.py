@@ -6,10 +6,12 @@ deletes them, so deletionPolicy Delete needs the broker itself.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import socket
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 from kafka.admin import KafkaAdminClient
-from kafka.errors import KafkaError, UnknownTopicOrPartitionError
+from kafka.errors import KafkaError, UnknownTopicOrPartitionError, for_code
 
 from clientpipelines.clients.errors import ServiceError, ServiceUnavailable
 
@@ -23,40 +25,55 @@ class KafkaTopics:
         self.bootstrap = bootstrap
         self.timeout = timeout
 
-    def _admin(self) -> KafkaAdminClient:
+    @contextmanager
+    def _admin(self) -> Iterator[KafkaAdminClient]:
+        # kafka-python starts its I/O thread before it bootstraps and does not stop it
+        # when bootstrapping fails: try a plain connection first, so a broker that is
+        # down costs a refused connect, not a leaked thread per retry.
+        host, _, port = self.bootstrap.split(",")[0].strip().rpartition(":")
         try:
-            return KafkaAdminClient(
+            socket.create_connection((host, int(port)), timeout=self.timeout).close()
+        except OSError as exc:
+            raise ServiceUnavailable(SERVICE, f"cannot reach {self.bootstrap}: {exc}") from exc
+        ms = int(self.timeout * 1000)
+        try:
+            admin = KafkaAdminClient(
                 bootstrap_servers=self.bootstrap,
                 client_id="clientpipelines-operator",
-                request_timeout_ms=int(self.timeout * 1000),
+                bootstrap_timeout_ms=ms,
+                request_timeout_ms=ms + 5000,  # longer than the broker-side timeouts below
             )
-        except KafkaError as exc:
+        except (KafkaError, RuntimeError) as exc:
             raise ServiceUnavailable(SERVICE, f"cannot reach {self.bootstrap}: {exc}") from exc
+        try:
+            yield admin
+        except (KafkaError, RuntimeError) as exc:
+            raise ServiceUnavailable(SERVICE, f"{type(exc).__name__}: {exc}") from exc
+        finally:
+            admin.close()
 
     def names(self) -> list[str]:
-        admin = self._admin()
-        try:
+        with self._admin() as admin:
             return sorted(admin.list_topics())
-        except KafkaError as exc:
-            raise ServiceUnavailable(SERVICE, f"listing topics failed: {exc}") from exc
-        finally:
-            admin.close()
 
-    def delete(self, topics: Iterable[str]) -> list[str]:
-        """Delete `topics`; returns those that existed (an absent topic is not an error)."""
-        wanted = sorted(set(topics))
-        if not wanted:
-            return []
-        admin = self._admin()
-        try:
-            existing = [t for t in wanted if t in set(admin.list_topics())]
-            if existing:
-                admin.delete_topics(existing, timeout_ms=int(self.timeout * 1000))
-            return existing
-        except UnknownTopicOrPartitionError:
-            return []  # deleted meanwhile by someone else: the goal is reached
-        except KafkaError as exc:
-            detail = f"deleting topics {', '.join(wanted)} failed: {exc}"
-            raise ServiceError(SERVICE, detail) from exc
-        finally:
-            admin.close()
+    def delete_matching(self, wanted: Callable[[str], bool]) -> list[str]:
+        """Delete every topic `wanted` accepts; returns those deleted.
+
+        A topic that is already gone counts as deleted; any other per-topic error is
+        raised, so the caller keeps its finalizer and retries.
+        """
+        with self._admin() as admin:
+            existing = sorted(t for t in admin.list_topics() if wanted(t))
+            if not existing:
+                return []
+            result = admin.delete_topics(
+                existing, timeout_ms=int(self.timeout * 1000), raise_errors=False
+            )
+        failed = [
+            f"{t.get('name')}: {for_code(t['error_code']).__name__}"
+            for t in result.get("topics", [])
+            if t.get("error_code") not in (0, UnknownTopicOrPartitionError.errno)
+        ]
+        if failed:
+            raise ServiceError(SERVICE, f"deleting topics failed: {', '.join(failed)}")
+        return existing

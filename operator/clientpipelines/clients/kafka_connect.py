@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from clientpipelines.clients._http import RestClient
-from clientpipelines.clients.errors import Conflict, ServiceUnavailable
+from clientpipelines.clients.errors import Conflict, ServiceError, ServiceUnavailable
 
 
 @dataclass(frozen=True)
@@ -107,7 +107,7 @@ class KafkaConnectClient(RestClient):
             return False
         if status.state != "STOPPED":
             if not self.stop(name):
-                return False  # deleted meanwhile (Connect reports a status a little longer)
+                return self._gone_or_too_old(name, "PUT /stop")
             deadline = time.monotonic() + stop_timeout
             while (status := self.status(name)) is not None and status.state != "STOPPED":
                 if time.monotonic() > deadline:
@@ -115,7 +115,17 @@ class KafkaConnectClient(RestClient):
                         self.service, f"connector {name} did not stop within {stop_timeout:.0f}s"
                     )
                 time.sleep(0.25)
-        return self.reset_offsets(name) and self.delete(name)
+        if not self.reset_offsets(name):
+            return self._gone_or_too_old(name, "DELETE /offsets")
+        return self.delete(name)
+
+    def _gone_or_too_old(self, name: str, call: str) -> bool:
+        """After a 404: False if the connector is gone, else Connect lacks the endpoint."""
+        if self.get_config(name) is None:
+            return False  # deleted meanwhile (Connect reports a status a little longer)
+        raise ServiceError(
+            self.service, f"{call} answered 404 for existing connector {name}: needs Connect 3.6+"
+        )
 
     def pause(self, name: str) -> None:
         self.request("PUT", f"/connectors/{name}/pause")

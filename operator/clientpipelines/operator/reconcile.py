@@ -147,8 +147,9 @@ def reconcile(
     # that is fine but idle waits for the drift timer.
     retries = [r.requeue for r in results if r.requeue is not None]
     backoff = any(r.failed for r in results)
-    if not ready.status and not retries:
-        retries, backoff = [15.0], True
+    if backoff or (not ready.status and not retries):
+        # A failing service is retried from 15 s up, even beside a converging part.
+        retries, backoff = [max([15.0, *retries])], True
     return Outcome(
         new_status, events, min(retries) if retries else None, ready.status, backoff=backoff
     )
@@ -193,13 +194,6 @@ def cleanup(
         f"deleted connector {names.connector} and its offsets",
         lambda: systems.connect.remove(names.connector),
     )
-    if connector_gone:
-        step(
-            "deleted topics",
-            lambda: systems.kafka.delete(t for t in systems.kafka.names() if names.owns_topic(t)),
-        )
-    else:
-        problems.append(f"topics {names.topic_prefix}.* kept until the connector is gone")
     try:
         creds: Credentials | None = parts.read_credentials(systems.api, pipeline)
     except (SecretMissing, ServiceUnavailable) as exc:
@@ -229,6 +223,12 @@ def cleanup(
         return True
 
     step(f"deleted branch {names.staging_branch}", drop_branch)
+    # Topics last: until the connector and the kafka catalog are gone, a producer or
+    # a metadata lookup could auto-create them again.
+    if connector_gone:
+        step("deleted topics", lambda: systems.kafka.delete_matching(names.owns_topic))
+    else:
+        problems.append(f"topics {names.topic_prefix}.* kept until the connector is gone")
     if problems:
         raise CleanupIncomplete("; ".join(problems))
     return done

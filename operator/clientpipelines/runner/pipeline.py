@@ -15,7 +15,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -122,6 +122,7 @@ class Run:
         )
         self.summary: list[str] = []
         self.step_no = 0
+        self.full_refresh = config.full_refresh
 
     def step(self, title: str, action: Callable[[], T]) -> T:
         self.step_no += 1
@@ -212,8 +213,14 @@ class Run:
         return main
 
     def new_changes(self) -> int | None:
-        """Kafka messages beyond the published watermark; None when it cannot be told cheaply."""
-        if self.config.ingestion_mode != "cdc" or self.config.full_refresh:
+        """Kafka messages beyond the published watermark; None when it cannot be told cheaply.
+
+        Also checks that the watermark belongs to the topic as it is now: a client
+        deleted and onboarded again under the same id has new topics that start again
+        at offset 0 with a new snapshot, and reading above the old watermark would
+        skip them. Then the run rebuilds from every offset (a full refresh).
+        """
+        if self.config.ingestion_mode != "cdc" or self.full_refresh:
             return None
         names = self.names
         total = 0
@@ -222,12 +229,22 @@ class Run:
             try:
                 marks = self.trino.query(
                     # Identifiers come from the validated client id (naming module).
-                    f"select _partition_id, max(_partition_offset) from {changes} group by 1"  # noqa: S608
+                    "select _partition_id, max(_partition_offset),"  # noqa: S608
+                    " max_by(change_lsn, _partition_offset),"
+                    f" max_by(change_ts_ms, _partition_offset) from {changes} group by 1"
                 )
             except ServiceError:
                 return None  # first run: no change log yet
             topic = f'{names.cdc_catalog}.default."{names.topic(self.config.source_schema, table)}"'
-            filters = new_offsets_filters(marks)
+            if not self._watermark_in_topic(topic, marks):
+                _say(
+                    f"{topic}: the change at the published watermark is not in the topic "
+                    "(it was deleted and created again): rebuilding from every offset"
+                )
+                self.full_refresh = True
+                self.summary.append(f"{table} topic recreated: full refresh")
+                return None
+            filters = new_offsets_filters([(p, o) for p, o, _, _ in marks])
             counts = " union all ".join(
                 f"select count(*) as n from {topic} where {f}"  # noqa: S608
                 for f in filters
@@ -235,6 +252,20 @@ class Run:
             rows = self.trino.query(f"select sum(n) from ({counts})")  # noqa: S608
             total += int(rows[0][0])
         return total
+
+    def _watermark_in_topic(self, topic: str, marks: Sequence[Sequence[Any]]) -> bool:
+        """True when the topic still holds, at each watermark, the change loaded from there."""
+        if not marks:
+            return True
+        found = " union all ".join(
+            f"select _partition_id, _partition_offset,"  # noqa: S608
+            " cast(json_extract_scalar(_message, '$.source.lsn') as bigint),"
+            " cast(json_extract_scalar(_message, '$.ts_ms') as bigint)"
+            f" from {topic} where _partition_id = {p} and _partition_offset = {o}"
+            for p, o, _, _ in marks
+        )
+        live = {(p, o): (lsn, ts) for p, o, lsn, ts in self.trino.query(found)}
+        return all(live.get((p, o)) == (lsn, ts) for p, o, lsn, ts in marks)
 
     def prepare_project(self, workdir: Path) -> tuple[Path, bool]:
         """Copy the dbt project to a writable folder; install packages where dbt Hub answers."""
@@ -312,7 +343,7 @@ class Run:
         args = ["build"]
         if self.config.dbt_select:
             args += ["--select", self.config.dbt_select]
-        if self.config.full_refresh:
+        if self.full_refresh:
             args.append("--full-refresh")
         if not self.config.unit_tests:
             args += ["--exclude-resource-type", "unit_test"]
