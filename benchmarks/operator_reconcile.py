@@ -94,15 +94,20 @@ def raw_burst(
     sources = [data.create(f"raw{uuid.uuid4().hex[:8]}", rows=40) for _ in range(n)]
     started = time.monotonic()
 
-    def one(src: ClientSource) -> tuple[float, dict[str, Any]]:
-        cron = _make_pipeline(stack, api, namespace, src, lambda _what, run: run())
-        return time.monotonic() - started, cron
+    def one(src: ClientSource) -> float:
+        _make_pipeline(stack, api, namespace, src, lambda _what, run: run())
+        return time.monotonic() - started
 
-    with ThreadPoolExecutor(workers) as pool:
-        done = list(pool.map(one, sources))
-    for src, (_, cron) in zip(sources, done, strict=True):
-        _remove_pipeline(stack, api, namespace, src, cron)
-    return [took for took, _ in done]
+    try:
+        with ThreadPoolExecutor(workers) as pool:
+            done = list(pool.map(one, sources))
+    finally:  # whatever was made, even if one pipeline failed
+        for src in sources:
+            client.BatchV1Api(api).delete_collection_namespaced_cron_job(
+                namespace, label_selector=f"{desired.LABEL_CLIENT}={src.client_id}"
+            )
+            unwire_client(stack, src.client_id)
+    return done
 
 
 def _make_pipeline(
@@ -155,10 +160,13 @@ def _make_pipeline(
 
 def _retry_conflicts(run: Any) -> None:
     """Kafka Connect answers 409 while it rebalances: the caller must come back."""
+    deadline = time.monotonic() + 600
     while True:
         try:
             return run()
         except Conflict:
+            if time.monotonic() > deadline:
+                raise
             time.sleep(0.05)
 
 
@@ -167,6 +175,18 @@ def _remove_pipeline(
 ) -> None:
     client.BatchV1Api(api).delete_namespaced_cron_job(cron["metadata"]["name"], namespace)
     unwire_client(stack, src.client_id)
+
+
+def _body(src: ClientSource) -> dict[str, Any]:
+    """The ClientPipeline the operator gets for one benchmark source."""
+    return pipeline_body(
+        src.client_id,
+        src,
+        secret=f"{src.client_id}-db",
+        tables=["provider", "care_site"],
+        policy="Delete",
+        schedule=QUIET_SCHEDULE,
+    )
 
 
 def run_n(
@@ -205,20 +225,7 @@ def run_n(
     # of the latencies measured below.
     warm = sources.pop(0)
     all_sources = [warm, *sources]
-    objects.create_namespaced_custom_object(
-        GROUP,
-        VERSION,
-        namespace,
-        PLURAL,
-        pipeline_body(
-            warm.client_id,
-            warm,
-            secret=f"{warm.client_id}-db",
-            tables=["provider", "care_site"],
-            policy="Delete",
-            schedule=QUIET_SCHEDULE,
-        ),
-    )
+    objects.create_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, _body(warm))
     wait_ready(api, namespace, warm.client_id)
     objects.delete_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, warm.client_id)
     wait_for(
@@ -231,16 +238,8 @@ def run_n(
     applied: dict[str, float] = {}
     print(f"[N={n}] applying {n} ClientPipelines", file=sys.stderr, flush=True)
     for src in sources:
-        body = pipeline_body(
-            src.client_id,
-            src,
-            secret=f"{src.client_id}-db",
-            tables=["provider", "care_site"],
-            policy="Delete",
-            schedule=QUIET_SCHEDULE,
-        )
         applied[src.client_id] = time.monotonic()
-        objects.create_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, body)
+        objects.create_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, _body(src))
     ready_at: dict[str, float] = {}
     deadline = time.monotonic() + 120 + 3 * n
     while len(ready_at) < n and time.monotonic() < deadline:
