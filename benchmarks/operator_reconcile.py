@@ -32,10 +32,11 @@ from clientpipelines.clients.errors import Conflict
 from clientpipelines.clients.kafka_connect import KafkaConnectClient
 from clientpipelines.clients.nessie import NessieClient
 from clientpipelines.clients.trino import TrinoClient
+from clientpipelines.manifests import GROUP, LABEL_CLIENT, PLURAL, VERSION
 from clientpipelines.naming import ClientNames
 from clientpipelines.operator import desired
-from clientpipelines.operator.desired import GROUP, PLURAL, VERSION
 from clientpipelines.operator.settings import Settings
+from clientpipelines.operator.spec import parse_spec
 from devstack import procs
 from devstack.controlplane import ControlPlane
 from devstack.operator import (
@@ -104,7 +105,7 @@ def raw_burst(
     finally:  # whatever was made, even if one pipeline failed
         for src in sources:
             client.BatchV1Api(api).delete_collection_namespaced_cron_job(
-                namespace, label_selector=f"{desired.LABEL_CLIENT}={src.client_id}"
+                namespace, label_selector=f"{LABEL_CLIENT}={src.client_id}"
             )
             unwire_client(stack, src.client_id)
     return done
@@ -121,7 +122,7 @@ def _make_pipeline(
     nessie = NessieClient(ep.nessie_url)
     cid = src.client_id
     body = pipeline_body(cid, src, secret="unused", tables=["provider", "care_site"])
-    spec = desired.parse_spec(cid, namespace, body["spec"])
+    spec = parse_spec(cid, namespace, body["spec"])
     names = ClientNames(cid)
     for name, cat in sorted(desired.build_catalogs(spec, op_settings).items()):
         timed(

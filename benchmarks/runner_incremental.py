@@ -30,7 +30,7 @@ from clientpipelines.clients.trino import TrinoClient
 from clientpipelines.naming import ClientNames
 from devstack.sampledata import SampleData
 from devstack.stack import Stack
-from devstack.wiring import unwire_client, wait_for_cdc, wire_client
+from devstack.wiring import run_config, unwire_client, wait_for_cdc, wire_client
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -39,13 +39,8 @@ def percentile(values: list[float], q: float) -> float:
 
 
 def run_runner(stack: Stack, client: str, *extra: str) -> float:
-    ep = stack.endpoints()
-    env = {
-        **os.environ,
-        "TRINO_HOST": ep.trino_host,
-        "TRINO_PORT": str(ep.trino_port),
-        "NESSIE_URL": ep.nessie_url,
-    }
+    # What the operator's CronJob would give the run (the run contract).
+    env = {**os.environ, **run_config(stack, SampleData(stack).source(client)).to_env()}
     started = time.monotonic()
     result = subprocess.run(
         [
@@ -53,8 +48,6 @@ def run_runner(stack: Stack, client: str, *extra: str) -> float:
             "-m",
             "clientpipelines.runner.cli",
             "run",
-            "--client",
-            client,
             "--select",
             "+provider +care_site",
             *extra,

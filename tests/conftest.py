@@ -15,6 +15,7 @@ from kubernetes import client, config
 from clientpipelines.clients.trino import TrinoClient
 from devstack.controlplane import ControlPlane
 from devstack.stack import Endpoints, Stack
+from tests.platform_state import leftovers
 
 TIERS = ("unit", "integration", "acceptance")
 
@@ -63,6 +64,9 @@ def platform() -> Iterator[Stack]:
     try:
         stack.up(progress=False)
         yield stack
+        # Every test cleans up what it made in every system; what is left is a bug.
+        left = {what: names for what, names in leftovers(stack.endpoints()).items() if names}
+        assert not left, f"tests left client objects on the platform: {left}"
     finally:
         # Also when startup failed half-way: nothing this fixture started stays behind.
         if not was_running:

@@ -18,12 +18,11 @@ import psycopg
 import pytest
 from kubernetes import client
 
-from clientpipelines.clients.kafka import KafkaTopics
 from clientpipelines.clients.kafka_connect import KafkaConnectClient
 from clientpipelines.clients.nessie import NessieClient
 from clientpipelines.clients.trino import TrinoClient
+from clientpipelines.manifests import GROUP, PLURAL, VERSION
 from clientpipelines.naming import ClientNames
-from clientpipelines.operator.desired import GROUP, PLURAL, VERSION
 from devstack.controlplane import ControlPlane
 from devstack.demo import apply_client, run_pipeline_once, wait_ready
 from devstack.operator import OperatorProcess, install_crd
@@ -32,6 +31,7 @@ from devstack.procs import wait_for
 from devstack.sampledata import SampleData
 from devstack.stack import Stack
 from devstack.wiring import lake_differences, unwire_client, wait_for_cdc
+from tests.platform_state import topic_names
 
 VALUES = REPO_ROOT / "clients" / "acme-health" / "values.yaml"
 
@@ -148,7 +148,7 @@ def test_two_clients_onboard_publish_refuse_bad_data_and_clean_up(
         catalogs = trino.catalogs()
         assert not {sa.cdc_catalog, sa.staging_catalog, sa.source_catalog} & catalogs
         assert NessieClient(ep.nessie_url).get_reference(sa.staging_branch) is None
-        topics = KafkaTopics(ep.kafka_bootstrap).names()
+        topics = topic_names(ep.kafka_bootstrap)
         assert not [t for t in topics if sa.owns_topic(t)]
         assert [t for t in topics if sb.owns_topic(t)]
         with psycopg.connect(ep.postgres_dsn(SampleData(platform).source(a).database)) as conn:

@@ -13,12 +13,11 @@ import pytest
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from clientpipelines.clients.kafka import KafkaTopics
 from clientpipelines.clients.kafka_connect import KafkaConnectClient
 from clientpipelines.clients.nessie import NessieClient
 from clientpipelines.clients.trino import TrinoClient
+from clientpipelines.manifests import GROUP, PLURAL, VERSION
 from clientpipelines.naming import ClientNames
-from clientpipelines.operator.desired import GROUP, PLURAL, VERSION
 from devstack.controlplane import ControlPlane
 from devstack.operator import (
     DRIFT_INTERVAL,
@@ -34,6 +33,7 @@ from devstack.procs import wait_for
 from devstack.sampledata import ClientSource, SampleData
 from devstack.stack import Endpoints, Stack
 from devstack.wiring import unwire_client
+from tests.platform_state import connector_names, topic_names
 
 
 @pytest.fixture(scope="module")
@@ -147,7 +147,7 @@ def parts_exist(services: dict[str, Any], c: Client) -> dict[str, bool]:
 
 
 def client_topics(endpoints: Endpoints, c: Client) -> list[str]:
-    return [t for t in KafkaTopics(endpoints.kafka_bootstrap).names() if c.names.owns_topic(t)]
+    return [t for t in topic_names(endpoints.kafka_bootstrap) if c.names.owns_topic(t)]
 
 
 def provider_events(services: dict[str, Any], c: Client) -> int:
@@ -247,7 +247,7 @@ def test_update_changes_connector_and_cronjob_in_place(
 
     config = services["connect"].get_config(c.names.connector)
     assert config["table.include.list"] == "public.care_site,public.provider"
-    connectors = [n for n in services["connect"].connectors() if n.startswith(c.id)]
+    connectors = [n for n in connector_names(services["connect"]) if n.startswith(c.id)]
     assert connectors == [c.names.connector]
     cron = client.BatchV1Api(kube_api).read_namespaced_cron_job(c.names.cronjob, namespace)
     assert (cron.metadata.uid, cron.spec.schedule) == (cron_uid, "0 * * * *")
@@ -380,7 +380,7 @@ def test_a_stopped_service_turns_its_condition_false_then_heals(
     finally:
         platform.up(progress=False)
     wait_ready(kube_api, namespace, c.id, timeout=180)
-    assert [n for n in services["connect"].connectors() if n.startswith(c.id)] == [
+    assert [n for n in connector_names(services["connect"]) if n.startswith(c.id)] == [
         c.names.connector
     ]
     assert all(parts_exist(services, c).values())
@@ -414,7 +414,7 @@ def test_operator_killed_mid_reconcile_converges_after_restart(
         operator.start()
     wait_ready(kube_api, namespace, c.id)
     assert all(parts_exist(services, c).values())
-    assert [n for n in services["connect"].connectors() if n.startswith(c.id)] == [
+    assert [n for n in connector_names(services["connect"]) if n.startswith(c.id)] == [
         c.names.connector
     ]
     crons = client.BatchV1Api(kube_api).list_namespaced_cron_job(namespace).items

@@ -17,11 +17,14 @@ import pytest
 from clientpipelines.clients.nessie import NessieClient
 from clientpipelines.clients.trino import TrinoClient
 from clientpipelines.naming import ClientNames
+from clientpipelines.runconfig import RunConfig
 from devstack.sampledata import CARE_SITE_COLUMNS, PROVIDER_COLUMNS, ClientSource, SampleData
 from devstack.stack import Endpoints, Stack
 from devstack.wiring import (
     lake_differences,
     rewire_connector,
+    run_config,
+    set_mode,
     unwire_client,
     wait_for_cdc,
     wire_client,
@@ -33,25 +36,23 @@ TABLES = {
 }
 
 
+def contract(stack: Stack, src: ClientSource, mode: str = "cdc") -> dict[str, str]:
+    """The environment the operator's CronJob gives a run of this client."""
+    return run_config(stack, src, mode).to_env()
+
+
 def runner(
-    endpoints: Endpoints, client: str, *extra: str, mode: str = "cdc", wrapper: str | None = None
+    env: dict[str, str], *extra: str, wrapper: str | None = None
 ) -> subprocess.CompletedProcess[str]:
     """The runner as the CronJob's container runs it: a process with env and args."""
-    env = {
-        **os.environ,
-        "TRINO_HOST": endpoints.trino_host,
-        "TRINO_PORT": str(endpoints.trino_port),
-        "NESSIE_URL": endpoints.nessie_url,
-        "INGESTION_MODE": mode,
-    }
     argv = (
         [sys.executable, "-c", wrapper]
         if wrapper
         else [sys.executable, "-m", "clientpipelines.runner.cli"]
     )
     return subprocess.run(
-        [*argv, "run", "--client", client, *extra],
-        env=env,
+        [*argv, "run", *extra],
+        env={**os.environ, **env},
         capture_output=True,
         text=True,
         timeout=600,
@@ -88,7 +89,7 @@ def test_changes_flow_through_to_the_published_tables(
 ) -> None:
     src = cdc_client
     wait_for_cdc(platform, src.client_id)
-    first = runner(endpoints, src.client_id, "--unit-tests")
+    first = runner(contract(platform, src), "--unit-tests")
     assert first.returncode == 0, first.stdout + first.stderr
     assert "[6/6] publish" in first.stdout
     # The dbt unit tests of the merge logic ran (only on request: they test logic, not data).
@@ -109,13 +110,13 @@ def test_changes_flow_through_to_the_published_tables(
             "(select min(provider_id) from provider)"
         )
     wait_for_cdc(platform, src.client_id)
-    second = runner(endpoints, src.client_id)
+    second = runner(contract(platform, src))
     assert second.returncode == 0, second.stdout + second.stderr
     assert_lake_equals_source(platform, src)
 
     # Nothing new: no build, no commit on main.
     before = main_hash(endpoints)
-    third = runner(endpoints, src.client_id)
+    third = runner(contract(platform, src))
     assert third.returncode == 0, third.stdout + third.stderr
     assert "no new changes" in third.stdout
     assert main_hash(endpoints) == before
@@ -126,16 +127,48 @@ def test_a_client_onboarded_again_is_rebuilt_from_its_new_topics(
 ) -> None:
     src = cdc_client
     wait_for_cdc(platform, src.client_id)
-    assert runner(endpoints, src.client_id).returncode == 0
+    assert runner(contract(platform, src)).returncode == 0
 
     # Deleted with deletionPolicy Delete and onboarded again under the same id: new
     # topics start at offset 0 with a new snapshot, below the published watermark.
     rewire_connector(platform, src)
     SampleData(platform).apply_changes(src.client_id, count=50, seed=23)
     wait_for_cdc(platform, src.client_id)
-    again = runner(endpoints, src.client_id)
+    again = runner(contract(platform, src))
     assert again.returncode == 0, again.stdout + again.stderr
     assert "rebuilding from every offset" in again.stdout
+    assert_lake_equals_source(platform, src)
+
+
+def test_cdc_to_full_reload_and_back_ends_equal_to_the_source(
+    platform: Stack, cdc_client: ClientSource
+) -> None:
+    src, sample = cdc_client, SampleData(platform)
+    wait_for_cdc(platform, src.client_id)
+    assert runner(contract(platform, src)).returncode == 0
+    assert_lake_equals_source(platform, src)
+
+    # To full-reload, as the operator does on the spec change: connector, offsets,
+    # slot, publication and topics go. Changes keep coming meanwhile.
+    set_mode(platform, src, "full-reload")
+    sample.apply_changes(src.client_id, count=60, seed=31)
+    reload = runner(contract(platform, src, "full-reload"))
+    assert reload.returncode == 0, reload.stdout + reload.stderr
+    assert_lake_equals_source(platform, src)
+    sample.apply_changes(src.client_id, count=60, seed=37)  # unpublished when switching back
+
+    # Back to cdc: a fresh snapshot on a fresh slot (not the old offsets), rebuilt whole.
+    set_mode(platform, src, "cdc")
+    wait_for_cdc(platform, src.client_id)
+    back = runner(contract(platform, src))
+    assert back.returncode == 0, back.stdout + back.stderr
+    assert "full refresh" in back.stdout
+    assert_lake_equals_source(platform, src)
+    sample.apply_changes(src.client_id, count=60, seed=41)
+    wait_for_cdc(platform, src.client_id)
+    incremental = runner(contract(platform, src))
+    assert incremental.returncode == 0, incremental.stdout + incremental.stderr
+    assert "full refresh" not in incremental.stdout
     assert_lake_equals_source(platform, src)
 
 
@@ -144,7 +177,7 @@ def test_bad_data_fails_a_test_and_main_stays_untouched(
 ) -> None:
     src = cdc_client
     wait_for_cdc(platform, src.client_id)
-    assert runner(endpoints, src.client_id).returncode == 0
+    assert runner(contract(platform, src)).returncode == 0
     published = {t: lake_rows(trino_client, src.client_id, t) for t in TABLES}
     head = main_hash(endpoints)
 
@@ -156,7 +189,7 @@ def test_bad_data_fails_a_test_and_main_stays_untouched(
             " values (800001, 'Orphan Ørsted', 999999)"
         )
     wait_for_cdc(platform, src.client_id)
-    failed = runner(endpoints, src.client_id)
+    failed = runner(contract(platform, src))
     assert failed.returncode == 1, failed.stdout + failed.stderr
     assert "not published" in failed.stdout
     assert "relationships_provider_care_site_id" in failed.stdout
@@ -181,21 +214,18 @@ def test_a_runner_killed_before_publish_leaves_main_and_the_next_run_publishes(
     # its lock lasts one second, as if its deadline had passed.
     crash = textwrap.dedent("""
         import os, sys
-        from clientpipelines.runner import pipeline
-        pipeline.Run.publish = lambda self: os._exit(137)
-        real = pipeline.RunConfig
-        pipeline.RunConfig = lambda **kw: real(**{**kw, "deadline_seconds": 1.0})
-        from clientpipelines.runner import cli
-        cli.RunConfig = pipeline.RunConfig
+        from clientpipelines.runner import cli, run
+        run.Run.publish = lambda self: os._exit(137)
         sys.exit(cli.main(sys.argv[1:]))
     """)
-    crashed = runner(endpoints, src.client_id, wrapper=crash)
+    short_lock = {**contract(platform, src), "RUN_DEADLINE_SECONDS": "1"}
+    crashed = runner(short_lock, wrapper=crash)
     assert crashed.returncode == 137, crashed.stdout + crashed.stderr
     assert "[4/6] dbt build" in crashed.stdout
     assert main_hash(endpoints) == head
     time.sleep(1.5)
 
-    recovered = runner(endpoints, src.client_id)
+    recovered = runner(contract(platform, src))
     assert recovered.returncode == 0, recovered.stdout + recovered.stderr
     assert "broke the lock" in recovered.stdout
     assert_lake_equals_source(platform, src)
@@ -213,7 +243,7 @@ def test_a_second_run_is_refused_while_one_holds_the_client(
         lock, "run-lock", json.dumps({"run_id": "other", "expires": time.time() + 600})
     )
     try:
-        refused = runner(endpoints, cdc_client.client_id)
+        refused = runner(contract(platform, cdc_client))
         assert refused.returncode == 3, refused.stdout + refused.stderr
         assert "another run (other) holds" in refused.stdout
     finally:
@@ -227,11 +257,11 @@ def test_full_reload_gives_the_same_tables(
 ) -> None:
     src = wire_client(platform, f"f{uuid.uuid4().hex[:8]}", rows=300, mode="full-reload")
     try:
-        result = runner(endpoints, src.client_id, mode="full-reload")
+        result = runner(contract(platform, src, "full-reload"))
         assert result.returncode == 0, result.stdout + result.stderr
         assert_lake_equals_source(platform, src)
         SampleData(platform).apply_changes(src.client_id, count=100)
-        again = runner(endpoints, src.client_id, mode="full-reload")
+        again = runner(contract(platform, src, "full-reload"))
         assert again.returncode == 0, again.stdout + again.stderr
         assert_lake_equals_source(platform, src)
     finally:
@@ -239,9 +269,21 @@ def test_full_reload_gives_the_same_tables(
 
 
 def test_runner_refuses_a_bad_client_id(endpoints: Endpoints) -> None:
-    result = runner(endpoints, "Not_A_Client")
+    good = RunConfig(
+        client_id="good",
+        ingestion_mode="cdc",
+        source_schema="public",
+        tables=("provider",),
+        trino_host=endpoints.trino_host,
+        trino_port=endpoints.trino_port,
+        nessie_url=endpoints.nessie_url,
+    )
+    result = runner(good.to_env(), "--client", "Not_A_Client")
     assert result.returncode == 2
     assert "--client" in result.stderr
+    unset = runner({**good.to_env(), "SOURCE_TABLES": ""})
+    assert unset.returncode == 2
+    assert "--tables: SOURCE_TABLES: required" in unset.stderr
 
 
 def test_runner_help_documents_exit_codes() -> None:

@@ -15,6 +15,7 @@ from clientpipelines.clients.nessie import NessieClient
 from clientpipelines.clients.trino import TrinoClient
 from clientpipelines.naming import ClientNames
 from clientpipelines.operator import desired
+from clientpipelines.operator.spec import parse_spec
 from devstack.operator import pipeline_body
 from devstack.procs import wait_for
 from devstack.sampledata import ClientSource, SampleData
@@ -39,7 +40,7 @@ def client_source(platform: Stack) -> Iterator[ClientSource]:
 def debezium_config(src: ClientSource, tables: list[str]) -> dict[str, str]:
     """The connector config the operator would build for this source."""
     body = pipeline_body(src.client_id, src, secret="unused", tables=tables)
-    spec = desired.parse_spec(src.client_id, "default", body["spec"])
+    spec = parse_spec(src.client_id, "default", body["spec"])
     return desired.build_connector_config(spec, src.username, src.password)
 
 

@@ -8,6 +8,8 @@ import pytest
 from clientpipelines.operator import conditions, desired, lastrun
 from clientpipelines.operator.conditions import Condition
 from clientpipelines.operator.settings import Settings
+from clientpipelines.operator.spec import InvalidSpec, PipelineSpec, SecretRef, parse_spec
+from clientpipelines.runconfig import RunConfig
 
 SPEC: dict[str, Any] = {
     "source": {
@@ -37,7 +39,7 @@ SETTINGS = Settings(
 )
 
 
-def spec(**changes: Any) -> desired.PipelineSpec:
+def spec(**changes: Any) -> PipelineSpec:
     raw = copy.deepcopy(SPEC)
     for path, value in changes.items():
         node = raw
@@ -45,7 +47,7 @@ def spec(**changes: Any) -> desired.PipelineSpec:
         for p in parents:
             node = node.setdefault(p, {})
         node[leaf] = value
-    return desired.parse_spec("acme-health", "clients", raw)
+    return parse_spec("acme-health", "clients", raw)
 
 
 def test_parse_spec_applies_defaults_for_missing_fields() -> None:
@@ -53,14 +55,14 @@ def test_parse_spec_applies_defaults_for_missing_fields() -> None:
     del raw["ingestion"]
     del raw["deletionPolicy"]
     del raw["source"]["postgres"]["port"]
-    parsed = desired.parse_spec("acme-health", "clients", raw)
+    parsed = parse_spec("acme-health", "clients", raw)
     assert (parsed.mode, parsed.port, parsed.deletion_policy) == ("cdc", 5432, "Retain")
-    assert parsed.secret == desired.SecretRef("acme-health-db", "username", "password")
+    assert parsed.secret == SecretRef("acme-health-db", "username", "password")
 
 
 def test_parse_spec_rejects_what_the_schema_should_have() -> None:
-    with pytest.raises(desired.InvalidSpec, match="KeyError"):
-        desired.parse_spec("acme-health", "clients", {"transform": {}})
+    with pytest.raises(InvalidSpec, match="KeyError"):
+        parse_spec("acme-health", "clients", {"transform": {}})
 
 
 def test_connector_config_follows_the_naming_contract() -> None:
@@ -118,10 +120,12 @@ def test_cronjob_is_owned_forbids_overlap_and_holds_no_secret_value() -> None:
     job = cron["spec"]["jobTemplate"]["spec"]["template"]["spec"]
     assert cron["spec"]["concurrencyPolicy"] == "Forbid"
     container = job["containers"][0]
-    assert container["command"] == ["clientpipelines-runner", "run", "--client", "acme-health"]
+    assert container["command"] == ["clientpipelines-runner", "run"]
     assert container["envFrom"] == [{"secretRef": {"name": "platform-runner"}}]
     env = {e["name"]: e["value"] for e in container["env"]}
     assert env["DBT_VARS"] == '{"a": 1}'
+    # The runner reads back exactly what the operator meant: one contract, both ways.
+    assert RunConfig.from_env(env) == desired.build_run_config(spec(), SETTINGS)
     assert container["securityContext"]["runAsNonRoot"] is True
     suspended = desired.build_cronjob(
         spec(transform__suspend=True), SETTINGS, {"name": "acme-health", "uid": "u-1"}

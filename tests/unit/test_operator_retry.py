@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 
 from clientpipelines.clients.errors import Conflict, ServiceError, ServiceUnavailable
-from clientpipelines.operator.parts import PartResult, SecretMissing, guarded
+from clientpipelines.operator.parts import PARTS, PartResult, Removal, guarded
 from clientpipelines.operator.reconcile import CONVERGING_POLLS, retry_delay
+from clientpipelines.operator.systems import SecretMissing
 
 
 def test_errors_back_off_exponentially_up_to_five_minutes() -> None:
@@ -43,8 +44,26 @@ def _raising(exc: Exception) -> PartResult:
 def test_guarded_turns_errors_into_a_condition_and_a_pace(
     exc: Exception, reason: str, failed: bool, requeue: float | None
 ) -> None:
-    result = guarded("ConnectorReady", lambda: _raising(exc))
-    assert result.condition.type == "ConnectorReady"
-    assert result.condition.status is False
-    assert result.condition.reason == reason
+    result = guarded(lambda: _raising(exc))
+    assert result.ready is False
+    assert result.reason == reason
     assert (result.failed, result.requeue) == (failed, requeue)
+
+
+def test_removal_goes_on_past_a_failed_step_and_reports_it() -> None:
+    removal = Removal()
+    assert not removal.step(
+        "dropped catalog a", lambda: _raising(ServiceUnavailable("trino", "down"))
+    )
+    assert removal.step("dropped catalog b", lambda: True)
+    assert removal.step("deleted branch c", lambda: False)  # already gone: nothing to do
+    assert removal.step("deleted topics", lambda: ["t1", "t2"])
+    assert removal.done == ["dropped catalog b", "deleted topics t1, t2"]
+    assert removal.problems == ["dropped catalog a: trino: down"]
+
+
+def test_each_part_reports_its_own_condition_once() -> None:
+    types = [p.condition for p in PARTS]
+    assert len(set(types)) == len(types) == len({p.name for p in PARTS})
+    # The CronJob lives in Kubernetes (garbage-collected); the others are kept by Retain.
+    assert [p.name for p in PARTS if not p.outside_kubernetes] == ["cronjob"]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from clientpipelines.runner.pipeline import new_offsets_filters
+from clientpipelines.runner.watermark import new_offsets_filters
 
 
 def test_first_run_reads_everything() -> None:

@@ -24,8 +24,8 @@ from kubernetes import config as kube_config
 
 from clientpipelines.clients.nessie import NessieClient
 from clientpipelines.clients.trino import TrinoClient
+from clientpipelines.manifests import GROUP, PLURAL, VERSION
 from clientpipelines.naming import ClientNames
-from clientpipelines.operator.desired import GROUP, PLURAL, VERSION
 from devstack import kubelet, procs
 from devstack.binaries import ensure_all, helm_build
 from devstack.controlplane import ControlPlane, default_directory

@@ -19,8 +19,7 @@ import yaml
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from clientpipelines.manifests import CRD_PATH
-from clientpipelines.operator.desired import GROUP, PLURAL, VERSION
+from clientpipelines.manifests import CRD_PATH, GROUP, PLURAL, VERSION
 from devstack import procs
 from devstack.controlplane import ControlPlane
 from devstack.procs import wait_for

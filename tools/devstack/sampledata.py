@@ -24,6 +24,9 @@ from psycopg import sql
 from clientpipelines.naming import ClientNames
 from devstack.stack import Stack
 
+# The OMOP tables the sample source holds.
+SAMPLE_TABLES = ("provider", "care_site")
+
 DDL = """
 CREATE TABLE IF NOT EXISTS care_site (
     care_site_id bigint NOT NULL PRIMARY KEY,

@@ -1,24 +1,50 @@
 """Wire one client's pipeline parts directly (no Kubernetes), with the operator's own code.
 
 For runner tests and benchmarks that need a client's catalogs, connector and branch
-but not a control plane: the same `ensure_*` functions the operator calls.
+but not a control plane: the same parts (ensure and remove) the operator runs.
 """
 
 from __future__ import annotations
 
-import contextlib
 import time
+from functools import partial
 from pathlib import Path
 
-from clientpipelines.clients.kafka import KafkaTopics
+import psycopg
+
+from clientpipelines.clients.errors import ServiceError
 from clientpipelines.clients.kafka_connect import KafkaConnectClient
 from clientpipelines.clients.trino import TrinoClient
 from clientpipelines.naming import ClientNames
-from clientpipelines.operator import desired, parts
+from clientpipelines.operator import desired
+from clientpipelines.operator.parts import PARTS, PartContext, guarded, remove_all
 from clientpipelines.operator.settings import Settings
+from clientpipelines.operator.spec import parse_spec
+from clientpipelines.operator.systems import Credentials, Systems
+from clientpipelines.runconfig import RunConfig
 from devstack.operator import pipeline_body
-from devstack.sampledata import ClientSource, SampleData
+from devstack.sampledata import SAMPLE_TABLES, ClientSource, SampleData
 from devstack.stack import Stack, operator_env
+
+# The parts that live outside Kubernetes: what wiring makes without a control plane.
+WIRED = tuple(p for p in PARTS if p.outside_kubernetes)
+
+
+def _context(stack: Stack, src: ClientSource, mode: str) -> PartContext:
+    settings = Settings.from_env(operator_env(stack.endpoints(), Path("unused")))
+    body = pipeline_body(src.client_id, src, secret="unused", tables=list(SAMPLE_TABLES), mode=mode)
+    spec = parse_spec(src.client_id, "default", body["spec"])
+    creds = Credentials(src.username, src.password, "1")
+    return PartContext(Systems.from_settings(settings, api=None), spec, creds)
+
+
+def _ensure(ctx: PartContext) -> None:
+    for part in WIRED:
+        result = guarded(partial(part.ensure, ctx))
+        if not result.ready and result.reason != "ConnectorStarting":
+            raise RuntimeError(
+                f"{ctx.spec.client_id}: {part.condition} {result.reason}: {result.message}"
+            )
 
 
 def wire_client(
@@ -26,15 +52,19 @@ def wire_client(
 ) -> ClientSource:
     """Source data, catalogs, connector (cdc) and staging branch for `client_id`."""
     src = SampleData(stack).create(client_id, rows=rows, seed=seed)
-    systems, spec, creds = _parts(stack, src, mode)
-    for result in (
-        parts.ensure_catalogs(systems, spec, creds, None),
-        parts.ensure_connector(systems, spec, creds, None),
-        parts.ensure_branch(systems, spec, None),
-    ):
-        if not result.condition.status and result.condition.reason != "ConnectorStarting":
-            raise RuntimeError(f"{client_id}: {result.condition}")
+    _ensure(_context(stack, src, mode))
     return src
+
+
+def set_mode(stack: Stack, src: ClientSource, mode: str) -> None:
+    """Switch the client's ingestion mode the way the operator does on a spec change."""
+    _ensure(_context(stack, src, mode))
+
+
+def run_config(stack: Stack, src: ClientSource, mode: str = "cdc") -> RunConfig:
+    """What the operator's CronJob would tell a run of this client."""
+    ctx = _context(stack, src, mode)
+    return desired.build_run_config(ctx.spec, ctx.systems.settings)
 
 
 def rewire_connector(stack: Stack, src: ClientSource) -> None:
@@ -43,28 +73,12 @@ def rewire_connector(stack: Stack, src: ClientSource) -> None:
     Connector and offsets, topics, slot and publication go; the connector comes
     back and snapshots again. The lake keeps what was published.
     """
-    systems, spec, creds = _parts(stack, src, "cdc")
-    names = spec.names
-    systems.connect.remove(names.connector)
-    source = systems.source(spec, creds)
-    source.drop_slot(names.replication_slot)
-    source.drop_publication(names.publication)
-    systems.kafka.delete_matching(names.owns_topic)
-    result = parts.ensure_connector(systems, spec, creds, None)
-    if not result.condition.status and result.condition.reason != "ConnectorStarting":
-        raise RuntimeError(f"{src.client_id}: {result.condition}")
-
-
-def _parts(
-    stack: Stack, src: ClientSource, mode: str
-) -> tuple[parts.Systems, desired.PipelineSpec, parts.Credentials]:
-    settings = Settings.from_env(operator_env(stack.endpoints(), Path("unused")))
-    systems = parts.Systems.from_settings(settings, api=None)  # type: ignore[arg-type]
-    body = pipeline_body(
-        src.client_id, src, secret="unused", tables=["provider", "care_site"], mode=mode
-    )
-    spec = desired.parse_spec(src.client_id, "default", body["spec"])
-    return systems, spec, parts.Credentials(src.username, src.password, "1")
+    ctx = _context(stack, src, "cdc")
+    connector = next(p for p in WIRED if p.name == "connector")
+    removal = remove_all(ctx, [connector])
+    if removal.problems:
+        raise RuntimeError(f"{src.client_id}: {'; '.join(removal.problems)}")
+    _ensure(ctx)
 
 
 def wait_for_cdc(
@@ -82,14 +96,14 @@ def wait_for_cdc(
         if status is None or status.state != "RUNNING":
             time.sleep(0.5)
             continue
-        count = sum(
-            int(
-                trino.query(
-                    f'select count(*) from {names.cdc_catalog}.default."{names.topic("public", t)}"'
-                )[0][0]
-            )
-            for t in ("provider", "care_site")
-        )
+        topics = [
+            f'{names.cdc_catalog}.default."{names.topic("public", t)}"' for t in SAMPLE_TABLES
+        ]
+        try:
+            count = sum(int(trino.query(f"select count(*) from {t}")[0][0]) for t in topics)
+        except ServiceError:  # a new connector's topics appear with its first events
+            time.sleep(0.5)
+            continue
         if count != last:
             last, stable_since = count, time.monotonic()
         elif count > 0 and time.monotonic() - stable_since >= quiet_for:
@@ -99,49 +113,32 @@ def wait_for_cdc(
 
 
 def unwire_client(stack: Stack, client_id: str) -> None:
-    """Remove everything `wire_client` (or the operator) made for a client, and its source."""
-    import psycopg  # noqa: PLC0415
+    """Remove everything `wire_client` (or the operator) made for a client, and its source.
 
-    from clientpipelines.clients.errors import ServiceError  # noqa: PLC0415
-    from clientpipelines.clients.nessie import NessieClient  # noqa: PLC0415
-
+    The parts' own `remove`, as deletionPolicy Delete runs it; then the sample database.
+    """
     ep = stack.endpoints()
-    names = ClientNames(client_id)
-    KafkaConnectClient(ep.connect_url).remove(names.connector)
-    KafkaTopics(ep.kafka_bootstrap).delete_matching(names.owns_topic)
-    trino = TrinoClient(ep.trino_host, ep.trino_port)
-    for catalog in desired.owned_catalog_names(client_id):
-        with contextlib.suppress(ServiceError):
-            trino.drop_catalog(catalog)
-    nessie = NessieClient(ep.nessie_url)
-    for branch in (names.staging_branch, names.run_lock_branch):
-        ref = nessie.get_reference(branch)
-        if ref is not None:
-            nessie.delete_branch(ref)
     src = SampleData(stack).source(client_id)
-    deadline = time.monotonic() + 30
     with psycopg.connect(ep.postgres_dsn(), autocommit=True) as conn:
-        while (
-            time.monotonic() < deadline
-            and conn.execute(
-                "select 1 from pg_replication_slots where slot_name = %s and active",
-                (names.replication_slot,),
-            ).fetchone()
-        ):
-            time.sleep(0.5)
-        conn.execute(
-            "select pg_drop_replication_slot(slot_name) from pg_replication_slots"
-            " where slot_name = %s",
-            (names.replication_slot,),
+        has_source = bool(
+            conn.execute("select 1 from pg_database where datname = %s", (src.database,)).fetchone()
         )
+    removal = remove_all(_context(stack, src, "cdc"), WIRED)
+    # Without its database a client has no slot or publication left to drop.
+    problems = [
+        p
+        for p in removal.problems
+        if has_source or not p.startswith(("dropped replication slot", "dropped publication"))
+    ]
+    if problems:
+        raise RuntimeError(f"{client_id}: cleanup incomplete: {'; '.join(problems)}")
+    with psycopg.connect(ep.postgres_dsn(), autocommit=True) as conn:
         conn.execute(f'drop database if exists "{src.database}" with (force)')
         conn.execute(f'drop role if exists "{src.username}"')
 
 
 def lake_differences(stack: Stack, client_id: str) -> dict[str, tuple[int, int, int]]:
     """Per table: (source rows, lake rows, rows that differ); all zero diffs when equal."""
-    import psycopg  # noqa: PLC0415
-
     from devstack.sampledata import CARE_SITE_COLUMNS, PROVIDER_COLUMNS  # noqa: PLC0415
 
     ep = stack.endpoints()

@@ -52,10 +52,6 @@ class KafkaTopics:
         finally:
             admin.close()
 
-    def names(self) -> list[str]:
-        with self._admin() as admin:
-            return sorted(admin.list_topics())
-
     def delete_matching(self, wanted: Callable[[str], bool]) -> list[str]:
         """Delete every topic `wanted` accepts; returns those deleted.
 

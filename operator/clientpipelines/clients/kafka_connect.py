@@ -42,12 +42,6 @@ class ConnectorStatus:
 class KafkaConnectClient(RestClient):
     service = "kafka-connect"
 
-    def version(self) -> str:
-        return str(self.request("GET", "/").json()["version"])
-
-    def connectors(self) -> list[str]:
-        return list(self.request("GET", "/connectors").json())
-
     def get_config(self, name: str) -> dict[str, str] | None:
         """The connector's config, or None if there is no such connector."""
         resp = self.request("GET", f"/connectors/{name}/config", allow=(404,))
@@ -140,9 +134,3 @@ class KafkaConnectClient(RestClient):
             f"/connectors/{name}/restart",
             params={"includeTasks": "true", "onlyFailed": "true"},
         )
-
-    def topics(self, name: str) -> list[str]:
-        resp = self.request("GET", f"/connectors/{name}/topics", allow=(404,))
-        if resp.status_code == 404:
-            return []
-        return list(resp.json().get(name, {}).get("topics", []))

@@ -82,11 +82,3 @@ class SourcePostgres:
                 sql.SQL("drop publication if exists {}").format(sql.Identifier(publication))
             )
         return True
-
-    def publication_exists(self, publication: str) -> bool:
-        with self._connect() as conn:
-            return bool(
-                conn.execute(
-                    "select 1 from pg_publication where pubname = %s", (publication,)
-                ).fetchone()
-            )

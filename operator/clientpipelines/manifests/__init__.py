@@ -1,4 +1,8 @@
-"""Kubernetes manifests shipped with the package; the CRD's single source is here."""
+"""Kubernetes manifests shipped with the package; the CRD's single source is here.
+
+The API coordinates (group, version, kind) and the labels the operator puts on what it
+creates are defined next to the CRD, once; a unit test checks them against the CRD.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +10,17 @@ from pathlib import Path
 
 CRD_PATH = Path(__file__).with_name("clientpipeline-crd.yaml")
 PEERING_CRDS_PATH = Path(__file__).with_name("kopf-peering-crds.yaml")
+
+GROUP = "pipelines.promptly.io"
+VERSION = "v1alpha1"
+PLURAL = "clientpipelines"
+KIND = "ClientPipeline"
+API_VERSION = f"{GROUP}/{VERSION}"
+
+# Labels on the objects the operator creates (CronJob, its Jobs and Pods).
+LABEL_CLIENT = f"{GROUP}/client"
+LABEL_MANAGED_BY = "app.kubernetes.io/managed-by"
+MANAGER = "clientpipelines-operator"
 
 # The operator chart's crds/ folder holds generated copies of these files
 # (`uv run devstack gen-crds`); a unit test fails when they differ.

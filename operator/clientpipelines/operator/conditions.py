@@ -6,8 +6,6 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-PART_CONDITIONS = ("CatalogsReady", "ConnectorReady", "BranchesReady", "ScheduleReady")
-
 
 @dataclass(frozen=True)
 class Condition:

@@ -1,7 +1,7 @@
-"""Pure functions: the desired state of every part, built from a ClientPipeline.
+"""Pure functions: the desired state of every part, built from a parsed ClientPipeline spec.
 
-Nothing here does I/O; the `ensure_*` functions in `parts.py` compare these with
-the live systems and write only on a difference.
+Nothing here does I/O; the `ensure_*` functions in `parts/` compare these with the
+live systems and write only on a difference.
 """
 
 from __future__ import annotations
@@ -12,111 +12,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from clientpipelines.manifests import API_VERSION, KIND, LABEL_CLIENT, LABEL_MANAGED_BY, MANAGER
 from clientpipelines.naming import ClientNames
 from clientpipelines.operator.settings import Settings
-
-GROUP = "pipelines.promptly.io"
-VERSION = "v1alpha1"
-PLURAL = "clientpipelines"
-KIND = "ClientPipeline"
-
-LABEL_CLIENT = f"{GROUP}/client"
-LABEL_MANAGED_BY = "app.kubernetes.io/managed-by"
-MANAGER = "clientpipelines-operator"
+from clientpipelines.operator.spec import PipelineSpec
+from clientpipelines.runconfig import RunConfig
 
 RUNNER_COMMAND = ["clientpipelines-runner", "run"]
-
-
-@dataclass(frozen=True)
-class SecretRef:
-    name: str
-    username_key: str = "username"
-    password_key: str = "password"  # noqa: S105 - the key name, not a password
-
-
-@dataclass(frozen=True)
-class PipelineSpec:
-    """A ClientPipeline's spec, typed, with the API server's defaults applied."""
-
-    client_id: str
-    namespace: str
-    host: str
-    port: int
-    database: str
-    schema: str
-    tables: tuple[str, ...]
-    ssl_mode: str
-    secret: SecretRef
-    mode: str
-    snapshot_mode: str
-    heartbeat_ms: int
-    schedule: str
-    time_zone: str | None
-    suspend: bool
-    image: str
-    image_pull_policy: str
-    resources: dict[str, Any]
-    dbt_select: str | None
-    dbt_vars: dict[str, Any]
-    successful_history: int
-    failed_history: int
-    active_deadline: int
-    deletion_policy: str
-
-    @property
-    def names(self) -> ClientNames:
-        return ClientNames(self.client_id)
-
-    @property
-    def cdc(self) -> bool:
-        return self.mode == "cdc"
-
-
-class InvalidSpec(ValueError):
-    """A spec the schema could not catch; retrying will not help."""
-
-
-def parse_spec(name: str, namespace: str, spec: Mapping[str, Any]) -> PipelineSpec:
-    """Type the spec. Defaults repeat the CRD's, for objects stored before a default existed."""
-    try:
-        pg = spec["source"]["postgres"]
-        ingestion = spec.get("ingestion") or {}
-        cdc = ingestion.get("cdc") or {}
-        transform = spec["transform"]
-        dbt = transform.get("dbt") or {}
-        ref = pg["credentialsSecretRef"]
-        return PipelineSpec(
-            client_id=ClientNames(name).client_id,
-            namespace=namespace,
-            host=pg["host"],
-            port=int(pg.get("port", 5432)),
-            database=pg["database"],
-            schema=pg.get("schema", "public"),
-            tables=tuple(pg["tables"]),
-            ssl_mode=pg.get("sslMode", "require"),
-            secret=SecretRef(
-                name=ref["name"],
-                username_key=ref.get("usernameKey", "username"),
-                password_key=ref.get("passwordKey", "password"),
-            ),
-            mode=ingestion.get("mode", "cdc"),
-            snapshot_mode=cdc.get("snapshotMode", "initial"),
-            heartbeat_ms=int(cdc.get("heartbeatIntervalMs", 60000)),
-            schedule=transform["schedule"],
-            time_zone=transform.get("timeZone"),
-            suspend=bool(transform.get("suspend", False)),
-            image=transform["image"],
-            image_pull_policy=transform.get("imagePullPolicy", "IfNotPresent"),
-            resources=dict(transform.get("resources") or {}),
-            dbt_select=dbt.get("select"),
-            dbt_vars=dict(dbt.get("vars") or {}),
-            successful_history=int(transform.get("successfulJobsHistoryLimit", 3)),
-            failed_history=int(transform.get("failedJobsHistoryLimit", 3)),
-            active_deadline=int(transform.get("activeDeadlineSeconds", 3600)),
-            deletion_policy=spec.get("deletionPolicy", "Retain"),
-        )
-    except (KeyError, TypeError, ValueError) as exc:
-        raise InvalidSpec(f"spec cannot be read: {type(exc).__name__}: {exc}") from exc
 
 
 # -- Debezium connector ----------------------------------------------------------------
@@ -152,9 +54,6 @@ def build_connector_config(spec: PipelineSpec, username: str, password: str) -> 
         "value.converter": "org.apache.kafka.connect.json.JsonConverter",
         "value.converter.schemas.enable": "false",
     }
-
-
-SECRET_CONNECTOR_KEYS = frozenset({"database.password"})
 
 
 def connector_config_differs(desired: Mapping[str, str], live: Mapping[str, str] | None) -> bool:
@@ -248,7 +147,23 @@ def owned_catalog_names(client_id: str) -> tuple[str, ...]:
     return (names.cdc_catalog, names.staging_catalog, names.source_catalog)
 
 
-# -- CronJob ---------------------------------------------------------------------------------
+# -- the run contract and the CronJob ---------------------------------------------------------
+
+
+def build_run_config(spec: PipelineSpec, settings: Settings) -> RunConfig:
+    """What each run of this pipeline is told (the CronJob's environment)."""
+    return RunConfig(
+        client_id=spec.client_id,
+        ingestion_mode=spec.mode,
+        source_schema=spec.schema,
+        tables=tuple(sorted(spec.tables)),
+        trino_host=settings.trino_host,
+        trino_port=settings.trino_port,
+        nessie_url=settings.nessie_url,
+        deadline_seconds=spec.active_deadline,
+        dbt_select=spec.dbt_select,
+        dbt_vars=spec.dbt_vars,
+    )
 
 
 def build_cronjob(
@@ -257,27 +172,15 @@ def build_cronjob(
     """The CronJob that runs the pipeline runner, owned by the ClientPipeline."""
     names = spec.names
     labels = {LABEL_CLIENT: spec.client_id, LABEL_MANAGED_BY: MANAGER}
-    env: list[dict[str, Any]] = [
-        {"name": "CLIENT_ID", "value": spec.client_id},
-        {"name": "INGESTION_MODE", "value": spec.mode},
-        {"name": "SOURCE_SCHEMA", "value": spec.schema},
-        {"name": "SOURCE_TABLES", "value": ",".join(sorted(spec.tables))},
-        {"name": "TRINO_HOST", "value": settings.trino_host},
-        {"name": "TRINO_PORT", "value": str(settings.trino_port)},
-        {"name": "NESSIE_URL", "value": settings.nessie_url},
-        # The runner's lock lasts no longer than the Job may run.
-        {"name": "RUN_DEADLINE_SECONDS", "value": str(spec.active_deadline)},
-    ]
-    if spec.dbt_select:
-        env.append({"name": "DBT_SELECT", "value": spec.dbt_select})
-    if spec.dbt_vars:
-        env.append({"name": "DBT_VARS", "value": json.dumps(spec.dbt_vars, sort_keys=True)})
+    run = build_run_config(spec, settings)
+    env = [{"name": k, "value": v} for k, v in run.to_env().items()]
     env += [{"name": k, "value": v} for k, v in sorted(settings.runner_env.items())]
     container: dict[str, Any] = {
         "name": "runner",
         "image": spec.image,
         "imagePullPolicy": spec.image_pull_policy,
-        "command": [*RUNNER_COMMAND, "--client", spec.client_id],
+        # The client and everything else come from the environment (the run contract).
+        "command": RUNNER_COMMAND,
         "env": env,
         "securityContext": {
             "runAsNonRoot": True,
@@ -326,7 +229,7 @@ def build_cronjob(
             "labels": labels,
             "ownerReferences": [
                 {
-                    "apiVersion": f"{GROUP}/{VERSION}",
+                    "apiVersion": API_VERSION,
                     "kind": KIND,
                     "name": owner["name"],
                     "uid": owner["uid"],

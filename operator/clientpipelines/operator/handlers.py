@@ -9,16 +9,17 @@ from typing import Any
 
 import kopf
 from kubernetes import client, config
-from kubernetes.client.exceptions import ApiException
 
+from clientpipelines.manifests import GROUP, LABEL_CLIENT, PLURAL, VERSION
 from clientpipelines.operator import lastrun, metrics, reconcile
-from clientpipelines.operator.desired import GROUP, LABEL_CLIENT, PLURAL, VERSION
-from clientpipelines.operator.parts import Systems
 from clientpipelines.operator.settings import Settings
+from clientpipelines.operator.spec import parse_spec
+from clientpipelines.operator.systems import Systems
 
 log = logging.getLogger(__name__)
 
-# Read at import: kopf registers the timer's interval with the handler.
+# Read at import (kopf registers the timer's interval with the handler), so here
+# rather than in Settings, which is read once the operator starts.
 DRIFT_INTERVAL = float(os.environ.get("DRIFT_INTERVAL_SECONDS", "300"))
 
 _systems: Systems | None = None
@@ -56,7 +57,7 @@ def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     settings.execution.max_workers = 20
     # How long a silent peer counts as alive: the standby's takeover delay.
     settings.peering.lifetime = int(os.environ.get("PEERING_LIFETIME_SECONDS", "60"))
-    settings.peering.mandatory = bool(os.environ.get("PEERING_NAME"))
+    settings.peering.mandatory = systems().settings.peering is not None
     settings.persistence.finalizer = f"{GROUP}/cleanup"
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=GROUP)
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
@@ -72,18 +73,14 @@ def _post_events(outcome: reconcile.Outcome, body: kopf.Body) -> None:
 
 def _reconcile(body: kopf.Body, meta: kopf.Meta, retry: int, drift: bool) -> None:
     name, namespace = str(meta["name"]), str(meta["namespace"])
-    objects = client.CustomObjectsApi(systems().api)
+    kube = systems().kubernetes()
     with _lock(str(meta["uid"])):
         # Read the object fresh and write its status here, under the lock: the body a
         # timer gets may predate the last reconcile's status, and a stale status
         # would make an unchanged pipeline look changed.
-        try:
-            got = objects.get_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, name)
-        except ApiException as exc:
-            if exc.status == 404:
-                return
-            raise
-        current: dict[str, Any] = got if isinstance(got, dict) else {}
+        current = kube.get_pipeline(namespace, name)
+        if current is None:
+            return
         status = dict(current.get("status") or {})
         outcome = reconcile.reconcile(
             systems(),
@@ -96,9 +93,7 @@ def _reconcile(body: kopf.Body, meta: kopf.Meta, retry: int, drift: bool) -> Non
             drift=drift,
         )
         if any(status.get(k) != v for k, v in outcome.status.items()):
-            objects.patch_namespaced_custom_object_status(
-                GROUP, VERSION, namespace, PLURAL, name, {"status": outcome.status}
-            )
+            kube.patch_pipeline_status(namespace, name, outcome.status)
     _post_events(outcome, body)
     if outcome.retry_after is not None and not drift:
         delay = reconcile.retry_delay(outcome.retry_after, retry, backoff=outcome.backoff)
@@ -127,12 +122,12 @@ def on_drift(body: kopf.Body, meta: kopf.Meta, **_: Any) -> None:
 @kopf.on.delete(GROUP, VERSION, PLURAL)
 def on_delete(body: kopf.Body, spec: kopf.Spec, meta: kopf.Meta, **_: Any) -> None:
     """Remove (Delete) or keep (Retain) what lives outside Kubernetes."""
-    name, namespace = str(meta["name"]), str(meta["namespace"])
-    if spec.get("deletionPolicy", "Retain") != "Delete":
-        kopf.info(body, reason="Retained", message=reconcile.retained(dict(spec), name, namespace))
+    pipeline = parse_spec(str(meta["name"]), str(meta["namespace"]), dict(spec))
+    if not pipeline.deletes_outside_kubernetes:
+        kopf.info(body, reason="Retained", message=reconcile.retained(systems(), pipeline))
         return
     try:
-        done = reconcile.cleanup(systems(), name=name, namespace=namespace, spec=dict(spec))
+        done = reconcile.cleanup(systems(), pipeline, uid=str(meta["uid"]))
     except reconcile.CleanupIncomplete as exc:
         kopf.warn(body, reason="CleanupIncomplete", message=str(exc))
         raise kopf.TemporaryError(str(exc), delay=15) from exc
@@ -144,7 +139,7 @@ def on_job(body: kopf.Body, type: str | None, **_: Any) -> None:
     """Mirror the newest pipeline run into its ClientPipeline's status.lastRun."""
     if type == "DELETED":
         return
-    lastrun.record(systems().api, dict(body))
+    lastrun.record(systems().kubernetes(), dict(body))
 
 
 @kopf.on.probe(id="services")

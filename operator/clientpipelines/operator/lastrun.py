@@ -5,10 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from kubernetes import client
-from kubernetes.client.exceptions import ApiException
-
-from clientpipelines.operator.desired import GROUP, LABEL_CLIENT, PLURAL, VERSION
+from clientpipelines.clients.kube import KubeClient
+from clientpipelines.manifests import LABEL_CLIENT
 
 
 def run_of(job: Mapping[str, Any]) -> dict[str, Any]:
@@ -41,23 +39,14 @@ def is_newer(run: Mapping[str, Any], recorded: Mapping[str, Any] | None) -> bool
     return str(run.get("startTime", "")) >= str(recorded.get("startTime", ""))
 
 
-def record(api: client.ApiClient, job: Mapping[str, Any]) -> None:
+def record(kube: KubeClient, job: Mapping[str, Any]) -> None:
     meta = job["metadata"]
     client_id = (meta.get("labels") or {}).get(LABEL_CLIENT)
     if not client_id:
         return
-    objects = client.CustomObjectsApi(api)
-    try:
-        pipeline = objects.get_namespaced_custom_object(
-            GROUP, VERSION, meta["namespace"], PLURAL, client_id
-        )
-    except ApiException as exc:
-        if exc.status == 404:
-            return
-        raise
+    pipeline = kube.get_pipeline(meta["namespace"], client_id)
+    if pipeline is None:
+        return
     run = run_of(job)
-    recorded = ((pipeline if isinstance(pipeline, dict) else {}).get("status") or {}).get("lastRun")
-    if is_newer(run, recorded):
-        objects.patch_namespaced_custom_object_status(
-            GROUP, VERSION, meta["namespace"], PLURAL, client_id, {"status": {"lastRun": run}}
-        )
+    if is_newer(run, (pipeline.get("status") or {}).get("lastRun")):
+        kube.patch_pipeline_status(meta["namespace"], client_id, {"lastRun": run})

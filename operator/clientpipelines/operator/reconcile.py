@@ -14,10 +14,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from clientpipelines.clients.errors import ServiceError, ServiceUnavailable
-from clientpipelines.operator import conditions, desired, metrics, parts
+from clientpipelines.clients.errors import ServiceUnavailable
+from clientpipelines.operator import conditions, metrics
 from clientpipelines.operator.conditions import Condition
-from clientpipelines.operator.parts import Credentials, PartResult, SecretMissing, Systems
+from clientpipelines.operator.parts import PARTS, Part, PartContext, PartResult, guarded, remove_all
+from clientpipelines.operator.spec import InvalidSpec, PipelineSpec, parse_spec
+from clientpipelines.operator.systems import Credentials, SecretMissing, Systems
 
 log = logging.getLogger(__name__)
 
@@ -52,11 +54,24 @@ def _now() -> str:
     return dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
 
 
-def _timed(part: str, run: Any) -> PartResult:
+def _ensure(part: Part, ctx: PartContext) -> tuple[Condition, PartResult]:
+    """One part's ensure, guarded and timed; its condition under the part's own type."""
     started = time.monotonic()
-    result: PartResult = run()
-    metrics.observe(part, time.monotonic() - started, result.condition.status, result.writes)
-    return result
+    result = guarded(lambda: part.ensure(ctx))
+    metrics.observe(part.name, time.monotonic() - started, result.ready, result.writes)
+    return Condition(part.condition, result.ready, result.reason, result.message), result
+
+
+def _context(
+    systems: Systems, pipeline: PipelineSpec, *, status: Mapping[str, Any], owner: Mapping[str, str]
+) -> PartContext:
+    creds: Credentials | None = None
+    problem: str | None = None
+    try:
+        creds = systems.read_credentials(pipeline)
+    except (SecretMissing, ServiceUnavailable) as exc:
+        problem = str(exc)
+    return PartContext(systems, pipeline, creds, problem, status, owner)
 
 
 def reconcile(
@@ -71,8 +86,8 @@ def reconcile(
     drift: bool = False,
 ) -> Outcome:
     try:
-        pipeline = desired.parse_spec(name, namespace, spec)
-    except desired.InvalidSpec as exc:
+        pipeline = parse_spec(name, namespace, spec)
+    except InvalidSpec as exc:
         cond = Condition("Ready", False, "InvalidSpec", str(exc))
         new = conditions.merge(status.get("conditions"), [cond], generation=generation, now=_now())
         return Outcome(
@@ -80,47 +95,13 @@ def reconcile(
             events=[("Warning", "InvalidSpec", str(exc))],
         )
 
-    creds: Credentials | None
-    secret_problem: str | None = None
-    try:
-        creds = parts.read_credentials(systems.api, pipeline)
-    except (SecretMissing, ServiceUnavailable) as exc:
-        creds, secret_problem = None, str(exc)
-
-    owner = {"name": name, "uid": uid}
-    results = [
-        _timed(
-            "catalogs",
-            lambda: parts.guarded(
-                "CatalogsReady",
-                lambda: parts.ensure_catalogs(systems, pipeline, creds, status.get("catalogs")),
-            ),
-        ),
-        _timed(
-            "connector",
-            lambda: parts.guarded(
-                "ConnectorReady",
-                lambda: parts.ensure_connector(systems, pipeline, creds, status.get("connector")),
-            ),
-        ),
-        _timed(
-            "branch",
-            lambda: parts.guarded(
-                "BranchesReady",
-                lambda: parts.ensure_branch(systems, pipeline, status.get("branch")),
-            ),
-        ),
-        _timed(
-            "cronjob",
-            lambda: parts.guarded(
-                "ScheduleReady", lambda: parts.ensure_cronjob(systems, pipeline, owner)
-            ),
-        ),
-    ]
-    part_conditions = [r.condition for r in results]
+    ctx = _context(systems, pipeline, status=status, owner={"name": name, "uid": uid})
+    ensured = [_ensure(part, ctx) for part in PARTS]
+    part_conditions = [cond for cond, _ in ensured]
+    results = [result for _, result in ensured]
     ready = conditions.ready(part_conditions)
-    if secret_problem and not ready.status:
-        log.info("%s/%s: %s", namespace, name, secret_problem)
+    if ctx.creds_problem and not ready.status:
+        log.info("%s/%s: %s", namespace, name, ctx.creds_problem)
     new_conditions = conditions.merge(
         status.get("conditions"), [ready, *part_conditions], generation=generation, now=_now()
     )
@@ -159,87 +140,23 @@ def reconcile(
 
 
 class CleanupIncomplete(Exception):
-    """Something outside Kubernetes could not be removed yet; keep the finalizer."""
+    """Something could not be removed yet; keep the finalizer and retry."""
 
 
-def cleanup(
-    systems: Systems,
-    *,
-    name: str,
-    namespace: str,
-    spec: Mapping[str, Any],
-) -> list[str]:
-    """Remove what lives outside Kubernetes (deletionPolicy Delete). Returns what was done.
+def cleanup(systems: Systems, pipeline: PipelineSpec, *, uid: str) -> list[str]:
+    """Remove every part (deletionPolicy Delete). Returns what was done.
 
     Each step is idempotent, so a retry after a partial failure redoes nothing twice.
-    The CronJob goes with the ClientPipeline through its owner reference.
     """
-    pipeline = desired.parse_spec(name, namespace, spec)
-    names = pipeline.names
-    done: list[str] = []
-    problems: list[str] = []
-
-    def step(what: str, run: Any) -> bool:
-        """Run one removal; True when nothing of it is left (done now or before)."""
-        try:
-            result = run()
-        except (ServiceUnavailable, ServiceError, SecretMissing) as exc:
-            problems.append(f"{what}: {exc}")
-            return False
-        if result:
-            done.append(what if result is True else f"{what} {', '.join(result)}")
-        return True
-
-    connector_gone = step(
-        f"deleted connector {names.connector} and its offsets",
-        lambda: systems.connect.remove(names.connector),
-    )
-    try:
-        creds: Credentials | None = parts.read_credentials(systems.api, pipeline)
-    except (SecretMissing, ServiceUnavailable) as exc:
-        creds = None
-        problems.append(
-            f"cannot drop the replication slot and publication: {exc}; recreate the Secret, "
-            "or set deletionPolicy: Retain to leave them"
-        )
-    if creds is not None:
-        source = systems.source(pipeline, creds)
-        step(
-            f"dropped replication slot {names.replication_slot}",
-            lambda: source.drop_slot(names.replication_slot),
-        )
-        step(
-            f"dropped publication {names.publication}",
-            lambda: source.drop_publication(names.publication),
-        )
-    for catalog in desired.owned_catalog_names(pipeline.client_id):
-        step(f"dropped catalog {catalog}", lambda c=catalog: systems.trino.drop_catalog(c))
-
-    def drop_branch() -> bool:
-        ref = systems.nessie.get_reference(names.staging_branch)
-        if ref is None:
-            return False
-        systems.nessie.delete_branch(ref)
-        return True
-
-    step(f"deleted branch {names.staging_branch}", drop_branch)
-    # Topics last: until the connector and the kafka catalog are gone, a producer or
-    # a metadata lookup could auto-create them again.
-    if connector_gone:
-        step("deleted topics", lambda: systems.kafka.delete_matching(names.owns_topic))
-    else:
-        problems.append(f"topics {names.topic_prefix}.* kept until the connector is gone")
-    if problems:
-        raise CleanupIncomplete("; ".join(problems))
-    return done
+    ctx = _context(systems, pipeline, status={}, owner={"name": pipeline.client_id, "uid": uid})
+    removal = remove_all(ctx)
+    if removal.problems:
+        raise CleanupIncomplete("; ".join(removal.problems))
+    return removal.done
 
 
-def retained(spec: Mapping[str, Any], name: str, namespace: str) -> str:
-    pipeline = desired.parse_spec(name, namespace, spec)
-    n = pipeline.names
-    return (
-        f"deletionPolicy Retain: kept connector {n.connector}, replication slot and publication "
-        f"{n.replication_slot}, topics {n.topic_prefix}.*, catalogs "
-        f"{', '.join(desired.owned_catalog_names(pipeline.client_id))} and branch "
-        f"{n.staging_branch}"
-    )
+def retained(systems: Systems, pipeline: PipelineSpec) -> str:
+    """What deletionPolicy Retain leaves outside Kubernetes, for the Event."""
+    ctx = PartContext(systems, pipeline, None)
+    kept = [part.kept(ctx) for part in PARTS if part.kept is not None]
+    return f"deletionPolicy Retain: kept {'; '.join(kept)}"

@@ -32,7 +32,6 @@ class Settings:
     runner_env_secret: str | None = None
     trino_user: str = "clientpipelines-operator"
     namespaces: tuple[str, ...] = ()  # empty: every namespace
-    drift_interval: float = 300.0
     metrics_port: int = 9090
     peering: str | None = None
 
@@ -52,7 +51,6 @@ class Settings:
             runner_env=dict(json.loads(e.get("RUNNER_ENV", "{}"))),
             runner_env_secret=e.get("RUNNER_ENV_SECRET") or None,
             namespaces=namespaces,
-            drift_interval=float(e.get("DRIFT_INTERVAL_SECONDS", "300")),
             metrics_port=int(e.get("METRICS_PORT", "9090")),
             peering=e.get("PEERING_NAME") or None,
         )

@@ -1,20 +1,20 @@
 """`clientpipelines-runner run --client <id>`: the runner image's entrypoint.
 
-Configuration comes from flags or the environment the CronJob sets; secrets only
+What to run comes from the environment the CronJob sets (the run contract,
+`clientpipelines.runconfig`); a flag given overrides its variable. Secrets come only
 from the environment.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
 import sys
 from pathlib import Path
 
-from clientpipelines.naming import InvalidClientId, validate_client_id
-from clientpipelines.runner.pipeline import EXIT_CONFIG, RunConfig, run
+from clientpipelines.runconfig import ENV, MODES, InvalidRunConfig, RunConfig
+from clientpipelines.runner.run import EXIT_CONFIG, RunOptions, run
 
 EXIT_CODES = """exit codes:
   0  published (or no new changes: nothing to publish)
@@ -50,19 +50,20 @@ def main(argv: list[str] | None = None) -> int:
         epilog=EXIT_CODES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    r.add_argument("--client", default=os.environ.get("CLIENT_ID"), help="client id ($CLIENT_ID)")
-    r.add_argument("--trino-host", default=os.environ.get("TRINO_HOST", "127.0.0.1"))
-    r.add_argument("--trino-port", type=int, default=int(os.environ.get("TRINO_PORT", "8080")))
-    r.add_argument(
-        "--nessie-url",
-        default=os.environ.get("NESSIE_URL"),
-        help="Nessie REST API v2 root ($NESSIE_URL)",
-    )
-    r.add_argument(
-        "--mode", default=os.environ.get("INGESTION_MODE", "cdc"), choices=["cdc", "full-reload"]
-    )
-    r.add_argument("--schema", default=os.environ.get("SOURCE_SCHEMA", "public"))
-    r.add_argument("--select", default=os.environ.get("DBT_SELECT"), help="dbt node selection")
+    # Flags default to None: the contract's variable applies unless a flag is given.
+    flag_of: dict[str, str] = {}
+    for flag, name, extra in (
+        ("--client", "client_id", {}),
+        ("--trino-host", "trino_host", {}),
+        ("--trino-port", "trino_port", {"type": int}),
+        ("--nessie-url", "nessie_url", {}),
+        ("--mode", "ingestion_mode", {"choices": MODES}),
+        ("--schema", "source_schema", {}),
+        ("--tables", "tables", {}),
+        ("--select", "dbt_select", {}),
+    ):
+        r.add_argument(flag, dest=name, help=f"(${ENV[name]})", **extra)
+        flag_of[ENV[name]] = flag
     r.add_argument("--project-dir", type=Path, default=_default_project())
     r.add_argument("--full-refresh", action="store_true", help="rebuild from every Kafka offset")
     r.add_argument(
@@ -77,35 +78,20 @@ def main(argv: list[str] | None = None) -> int:
         help="remove a lock left by a run that no longer exists",
     )
     args = parser.parse_args(argv)
+    flags = {name: getattr(args, name) for name in ENV if hasattr(args, name)}
     try:
-        client = validate_client_id(args.client or "")
-    except InvalidClientId as exc:
-        print(f"error: --client: {exc}", file=sys.stderr)
+        config = RunConfig.from_env(os.environ, **flags)
+    except InvalidRunConfig as exc:
+        where = ", ".join(flag_of.get(v, v) for v in exc.variables)
+        print(f"error: {where}: {exc}", file=sys.stderr)
         return EXIT_CONFIG
-    if not args.nessie_url:
-        print("error: --nessie-url or NESSIE_URL is required", file=sys.stderr)
-        return EXIT_CONFIG
-    try:
-        dbt_vars = json.loads(os.environ.get("DBT_VARS") or "{}")
-    except ValueError:
-        print("error: DBT_VARS is not JSON", file=sys.stderr)
-        return EXIT_CONFIG
-    config = RunConfig(
-        client_id=client,
-        trino_host=args.trino_host,
-        trino_port=args.trino_port,
-        nessie_url=args.nessie_url,
+    options = RunOptions(
         dbt_project_dir=args.project_dir,
-        ingestion_mode=args.mode,
-        source_schema=args.schema,
-        dbt_select=args.select,
-        dbt_vars=dbt_vars,
         full_refresh=args.full_refresh,
         unit_tests=args.unit_tests,
         break_lock=args.break_lock,
-        deadline_seconds=float(os.environ.get("RUN_DEADLINE_SECONDS", "3600")),
     )
-    return run(config)
+    return run(config, options)
 
 
 if __name__ == "__main__":

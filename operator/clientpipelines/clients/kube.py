@@ -1,0 +1,142 @@
+"""The Kubernetes API, as far as the operator uses it: Secrets, CronJobs, ClientPipelines.
+
+Errors are mapped the way the other clients map theirs: a missing object is None
+(or False), a refusal (400/422) is `ServiceError` with its message, a lost race
+(409) is `Conflict`, anything else (5xx, no connection) is `ServiceUnavailable`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import urllib3
+from kubernetes import client
+from kubernetes.client.exceptions import ApiException
+
+from clientpipelines.clients.errors import Conflict, ServiceError, ServiceUnavailable
+from clientpipelines.manifests import GROUP, PLURAL, VERSION
+
+SERVICE = "kubernetes"
+T = TypeVar("T")
+
+
+def _message(exc: ApiException) -> str:
+    try:
+        return str(json.loads(exc.body or "{}").get("message", exc.reason))
+    except ValueError:
+        return str(exc.reason)
+
+
+class KubeClient:
+    def __init__(self, api: client.ApiClient) -> None:
+        self.api = api
+
+    def _call(self, what: str, call: Callable[[], T], *, missing: T) -> T:
+        """`call()`, with 404 as `missing` and every other error mapped to ours."""
+        try:
+            return call()
+        except ApiException as exc:
+            if exc.status == 404:
+                return missing
+            if exc.status == 409:
+                raise Conflict(SERVICE, f"{what}: {_message(exc)}", 409) from exc
+            if exc.status in (400, 422):
+                raise ServiceError(SERVICE, f"{what}: {_message(exc)}", exc.status) from exc
+            raise ServiceUnavailable(SERVICE, f"{what}: HTTP {exc.status}", exc.status) from exc
+        except urllib3.exceptions.HTTPError as exc:
+            raise ServiceUnavailable(SERVICE, f"{what}: {type(exc).__name__}") from exc
+
+    def _plain(self, obj: Any) -> dict[str, Any]:
+        return dict(self.api.sanitize_for_serialization(obj))
+
+    # -- Secrets ------------------------------------------------------------------------------
+
+    def read_secret(self, namespace: str, name: str) -> dict[str, Any] | None:
+        """One Secret as plain JSON, through the client's generic request path.
+
+        Not CoreV1Api: that class imports the models of the whole core API, about
+        80 MB of the operator's memory (kubernetes 37), for this one read.
+        """
+
+        def get() -> dict[str, Any]:
+            request = self.api.param_serialize(
+                method="GET",
+                resource_path="/api/v1/namespaces/{namespace}/secrets/{name}",
+                path_params={"namespace": namespace, "name": name},
+                header_params={"Accept": "application/json"},
+                auth_settings=["BearerToken"],
+            )
+            response = self.api.call_api(*request)
+            response.read()
+            body: Any = self.api.response_deserialize(response, {"200": "object"}).data
+            return dict(body)
+
+        return self._call(f"reading Secret {namespace}/{name}", get, missing=None)
+
+    # -- CronJobs -----------------------------------------------------------------------------
+
+    def get_cronjob(self, namespace: str, name: str) -> dict[str, Any] | None:
+        batch = client.BatchV1Api(self.api)
+        live = self._call(
+            f"reading CronJob {name}",
+            lambda: batch.read_namespaced_cron_job(name, namespace),
+            missing=None,
+        )
+        return None if live is None else self._plain(live)
+
+    def create_cronjob(self, body: dict[str, Any]) -> None:
+        batch = client.BatchV1Api(self.api)
+        meta = body["metadata"]
+        self._call(
+            f"creating CronJob {meta['name']}",
+            lambda: batch.create_namespaced_cron_job(meta["namespace"], body),  # type: ignore[arg-type]
+            missing=None,
+        )
+
+    def replace_cronjob(self, body: dict[str, Any], resource_version: str) -> None:
+        batch = client.BatchV1Api(self.api)
+        meta = body["metadata"]
+        body = {**body, "metadata": {**meta, "resourceVersion": resource_version}}
+        self._call(
+            f"updating CronJob {meta['name']}",
+            lambda: batch.replace_namespaced_cron_job(meta["name"], meta["namespace"], body),  # type: ignore[arg-type]
+            missing=None,
+        )
+
+    def delete_cronjob(self, namespace: str, name: str) -> bool:
+        """Delete the CronJob and, in the background, its Jobs; False if it was gone."""
+        batch = client.BatchV1Api(self.api)
+        return self._call(
+            f"deleting CronJob {name}",
+            lambda: bool(
+                batch.delete_namespaced_cron_job(name, namespace, propagation_policy="Background")
+                or True
+            ),
+            missing=False,
+        )
+
+    # -- ClientPipelines ------------------------------------------------------------------------
+
+    def get_pipeline(self, namespace: str, name: str) -> dict[str, Any] | None:
+        objects = client.CustomObjectsApi(self.api)
+        got = self._call(
+            f"reading ClientPipeline {namespace}/{name}",
+            lambda: objects.get_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, name),
+            missing=None,
+        )
+        return got if isinstance(got, dict) else None
+
+    def patch_pipeline_status(self, namespace: str, name: str, status: dict[str, Any]) -> bool:
+        """Merge `status` into the ClientPipeline's status; False if the object is gone."""
+        objects = client.CustomObjectsApi(self.api)
+        return self._call(
+            f"writing the status of ClientPipeline {namespace}/{name}",
+            lambda: bool(
+                objects.patch_namespaced_custom_object_status(
+                    GROUP, VERSION, namespace, PLURAL, name, {"status": status}
+                )
+            ),
+            missing=False,
+        )

@@ -1,0 +1,54 @@
+"""The parts of a client's pipeline, each owning its whole life: ensure, and remove.
+
+`PARTS` is the one table the reconcile loop (ensure, in order) and deletion (remove,
+in reverse order) iterate over; a part's condition type and metric label are
+written here and nowhere else.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+from clientpipelines.operator.parts import branch, catalogs, connector, cronjob
+from clientpipelines.operator.parts.base import (
+    PartContext,
+    PartResult,
+    Removal,
+    guarded,
+)
+
+
+@dataclass(frozen=True)
+class Part:
+    name: str  # the metric label
+    condition: str  # the status condition it reports
+    ensure: Callable[[PartContext], PartResult]
+    remove: Callable[[PartContext, Removal], None]
+    # What a Retain deletion leaves behind outside Kubernetes (None: nothing).
+    kept: Callable[[PartContext], str] | None = None
+
+    @property
+    def outside_kubernetes(self) -> bool:
+        return self.kept is not None
+
+
+# Reconcile order: catalogs before the connector (a full-reload switch drops the
+# kafka catalog before the connector's topics go), the CronJob last (runs need the rest).
+PARTS: tuple[Part, ...] = (
+    Part("catalogs", "CatalogsReady", catalogs.ensure, catalogs.remove, catalogs.kept),
+    Part("connector", "ConnectorReady", connector.ensure, connector.remove, connector.kept),
+    Part("branch", "BranchesReady", branch.ensure, branch.remove, branch.kept),
+    Part("cronjob", "ScheduleReady", cronjob.ensure, cronjob.remove),
+)
+
+
+def remove_all(ctx: PartContext, parts: Iterable[Part] = PARTS) -> Removal:
+    """Remove `parts` in reverse reconcile order: runs stop first, topics go last."""
+    removal = Removal()
+    for part in reversed(tuple(parts)):
+        part.remove(ctx, removal)
+    return removal
+
+
+__all__ = ["PARTS", "Part", "PartContext", "PartResult", "Removal", "guarded", "remove_all"]

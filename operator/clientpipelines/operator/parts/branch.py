@@ -1,0 +1,44 @@
+"""The client's Nessie staging branch, where runs build before they publish to main."""
+
+from __future__ import annotations
+
+from functools import partial
+
+from clientpipelines.clients.errors import ServiceError
+from clientpipelines.naming import MAIN_BRANCH
+from clientpipelines.operator.parts.base import PartContext, PartResult, Removal
+
+
+def ensure(ctx: PartContext) -> PartResult:
+    """The staging branch exists (created from main). The operator never moves main."""
+    nessie, name = ctx.systems.nessie, ctx.spec.names.staging_branch
+    writes = []
+    if nessie.get_reference(name) is None:
+        main = nessie.get_reference(MAIN_BRANCH)
+        if main is None:
+            raise ServiceError("nessie", f"branch {MAIN_BRANCH} does not exist")
+        nessie.create_branch(name, main)
+        repaired = bool(ctx.status.get("branch"))
+        writes.append(f"{'repaired' if repaired else 'created'} branch {name} from {MAIN_BRANCH}")
+    return PartResult(
+        True, "BranchExists", f"{name} exists", status={"branch": {"name": name}}, writes=writes
+    )
+
+
+def remove(ctx: PartContext, removal: Removal) -> None:
+    """Delete the staging branch and a run lock left behind (runs are stopped by now)."""
+    nessie, names = ctx.systems.nessie, ctx.spec.names
+
+    def delete(branch: str) -> bool:
+        ref = nessie.get_reference(branch)
+        if ref is None:
+            return False
+        nessie.delete_branch(ref)
+        return True
+
+    for branch in (names.staging_branch, names.run_lock_branch):
+        removal.step(f"deleted branch {branch}", partial(delete, branch))
+
+
+def kept(ctx: PartContext) -> str:
+    return f"branch {ctx.spec.names.staging_branch}"

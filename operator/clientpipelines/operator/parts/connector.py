@@ -1,0 +1,228 @@
+"""The client's CDC: the Debezium connector, its offsets, the replication slot and
+publication on the client's Postgres, and the Kafka topics the connector writes.
+
+In full-reload mode none of it should exist: ensure removes it with the same
+`remove` that deletion uses, so a later switch back to cdc starts from a fresh
+snapshot instead of stale offsets.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from typing import Any
+
+from clientpipelines.clients.kafka_connect import ConnectorStatus, KafkaConnectClient, TaskState
+from clientpipelines.operator import desired
+from clientpipelines.operator.parts.base import PartContext, PartResult, Removal
+
+# Failed connector tasks are restarted with exponential backoff, a bounded number
+# of times; after that the condition stays False for a person to look at.
+MAX_TASK_RESTARTS = 5
+RESTART_BACKOFF_SECONDS = 30.0
+RESTART_BACKOFF_MAX_SECONDS = 600.0
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def ensure(ctx: PartContext) -> PartResult:
+    if not ctx.spec.cdc:
+        return _ensure_absent(ctx)
+    spec, connect = ctx.spec, ctx.systems.connect
+    name = spec.names.connector
+    recorded = ctx.status.get("connector") or {}
+    creds = ctx.need_creds("the connector")
+    want = desired.build_connector_config(spec, creds.username, creds.password)
+    live = connect.get_config(name)
+    writes = []
+    if desired.connector_config_differs(want, live):
+        connect.put_config(name, want)
+        if live is None:
+            repaired = recorded.get("state") is not None
+            writes.append(f"{'repaired' if repaired else 'created'} connector {name}")
+        else:
+            writes.append(
+                f"updated connector {name} ({', '.join(desired.changed_keys(want, live))})"
+            )
+
+    status = connect.status(name)
+    if writes:
+        # A new or reconfigured connector starts within a second or so; waiting for
+        # it here, briefly, spares a whole requeue round trip.
+        status = _await_running(connect, name, status, timeout=3.0)
+    restarts = int(recorded.get("restarts", 0))
+    last_restart: str | None = recorded.get("lastRestartTime")
+    if status is None:
+        return PartResult(
+            False,
+            "ConnectorStarting",
+            "connector not yet listed",
+            status={
+                "connector": {
+                    "name": name,
+                    "state": "UNASSIGNED",
+                    "tasks": [],
+                    "restarts": restarts,
+                }
+            },
+            writes=writes,
+            requeue=2,
+        )
+    _pause_or_resume(connect, name, spec.suspend, status.state, writes)
+
+    result: PartResult
+    failed = status.failed_tasks or ([] if status.state != "FAILED" else status.tasks)
+    if failed or status.state == "FAILED":
+        result, restarts, last_restart = _restart_with_backoff(
+            connect, name, failed, restarts, last_restart, writes
+        )
+    elif spec.suspend:
+        result = PartResult(True, "Paused", "suspended by spec.transform.suspend")
+    elif (
+        status.state == "RUNNING"
+        and status.tasks
+        and all(t.state == "RUNNING" for t in status.tasks)
+    ):
+        result = PartResult(True, "Running", f"{name} is running")
+        restarts, last_restart = 0, None
+    else:
+        result = PartResult(
+            False,
+            "ConnectorStarting",
+            f"connector {status.state}, tasks {[t.state for t in status.tasks]}",
+            requeue=2,
+        )
+    connector_status: dict[str, Any] = {
+        "name": name,
+        "state": status.state,
+        "tasks": [{"id": t.id, "state": t.state} for t in status.tasks],
+        "restarts": restarts,
+    }
+    if last_restart:
+        connector_status["lastRestartTime"] = last_restart
+    result.status = {"connector": connector_status}
+    result.writes = writes
+    return result
+
+
+def _ensure_absent(ctx: PartContext) -> PartResult:
+    removal = Removal()
+    remove(ctx, removal)
+    writes = [f"{done} (mode {ctx.spec.mode})" for done in removal.done]
+    if removal.problems:
+        return PartResult(
+            False, "RemovalIncomplete", "; ".join(removal.problems), writes=writes, failed=True
+        )
+    return PartResult(
+        True,
+        "NotApplicable",
+        "full-reload mode reads no WAL",
+        status={"connector": None},
+        writes=writes,
+    )
+
+
+def remove(ctx: PartContext, removal: Removal) -> None:
+    """Remove the connector with its offsets, the slot and publication, then the topics.
+
+    The offsets go too: Kafka Connect keeps them after a connector is deleted, and a
+    connector created again under the same name would resume from them on a new
+    slot and skip its snapshot. A slot nobody reads makes the client's WAL grow
+    without bound. Topics last: until the connector (and the kafka catalog, removed
+    before this part) is gone, a producer or a metadata lookup could create them again.
+    """
+    systems, spec, names = ctx.systems, ctx.spec, ctx.spec.names
+    connector_gone = removal.step(
+        f"deleted connector {names.connector} and its offsets",
+        lambda: systems.connect.remove(names.connector),
+    )
+    if ctx.creds is None:
+        removal.problem(
+            f"cannot drop replication slot and publication {names.replication_slot}: "
+            f"{ctx.creds_problem or 'no credentials'}; recreate the Secret, "
+            "or set deletionPolicy: Retain to leave them"
+        )
+    else:
+        source = systems.source(spec, ctx.creds)
+        removal.step(
+            f"dropped replication slot {names.replication_slot}",
+            lambda: source.drop_slot(names.replication_slot),
+        )
+        removal.step(
+            f"dropped publication {names.publication}",
+            lambda: source.drop_publication(names.publication),
+        )
+    if connector_gone:
+        removal.step("deleted topics", lambda: systems.kafka.delete_matching(names.owns_topic))
+    else:
+        removal.problem(f"topics {names.topic_prefix}.* kept until the connector is gone")
+
+
+def kept(ctx: PartContext) -> str:
+    n = ctx.spec.names
+    return (
+        f"connector {n.connector}, replication slot and publication {n.replication_slot}, "
+        f"topics {n.topic_prefix}.*"
+    )
+
+
+def _await_running(
+    connect: KafkaConnectClient, name: str, status: ConnectorStatus | None, *, timeout: float
+) -> ConnectorStatus | None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and not (
+        status is not None
+        and status.state in ("RUNNING", "FAILED", "PAUSED")
+        and status.tasks
+        and all(t.state != "UNASSIGNED" for t in status.tasks)
+    ):
+        time.sleep(0.1)
+        status = connect.status(name)
+    return status
+
+
+def _pause_or_resume(
+    connect: KafkaConnectClient, name: str, suspend: bool, state: str, writes: list[str]
+) -> None:
+    """`suspend` pauses the connector (the slot keeps its place); clearing it resumes."""
+    if suspend and state != "PAUSED":
+        connect.pause(name)
+        writes.append(f"paused connector {name} (suspend)")
+    elif not suspend and state == "PAUSED":
+        connect.resume(name)
+        writes.append(f"resumed connector {name}")
+
+
+def _restart_with_backoff(
+    connect: KafkaConnectClient,
+    name: str,
+    failed: list[TaskState],
+    restarts: int,
+    last_restart: str | None,
+    writes: list[str],
+) -> tuple[PartResult, int, str | None]:
+    """Restart failed tasks, waiting 30 s, 60 s, ... between tries, at most MAX_TASK_RESTARTS."""
+    trace = (failed[0].trace or "").strip().splitlines()[:1] if failed else []
+    detail = trace[0][:300] if trace else "see the Kafka Connect worker log"
+    if restarts >= MAX_TASK_RESTARTS:
+        message = f"task failed after {restarts} restarts: {detail}"
+        return PartResult(False, "ConnectorFailed", message), restarts, last_restart
+    backoff = min(RESTART_BACKOFF_SECONDS * 2**restarts, RESTART_BACKOFF_MAX_SECONDS)
+    since = (
+        (_now() - dt.datetime.fromisoformat(last_restart)).total_seconds()
+        if last_restart
+        else backoff
+    )
+    if since >= backoff:
+        connect.restart_failed(name)
+        restarts += 1
+        last_restart = _now().isoformat()
+        writes.append(f"restarted failed tasks of {name} ({restarts})")
+    message = f"restart {restarts}/{MAX_TASK_RESTARTS}: {detail}"
+    return (
+        PartResult(False, "ConnectorRestarting", message, requeue=backoff),
+        restarts,
+        last_restart,
+    )

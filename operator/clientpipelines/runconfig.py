@@ -1,0 +1,172 @@
+"""The operator -> runner contract: what one pipeline run of a client needs to know.
+
+The operator builds a `RunConfig` from the ClientPipeline and writes it into the
+CronJob as environment variables (`to_env`); the runner reads it back (`from_env`)
+and hands dbt every name it needs as vars (`dbt_vars`). Each variable name is
+written once, here; no side derives a name from the client id by its own rules:
+the names come from `clientpipelines.naming`, through this object.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+from clientpipelines.naming import ClientNames, InvalidClientId
+
+MODES = ("cdc", "full-reload")
+_TABLE = re.compile(r"^[a-z_][a-z0-9_]*$")
+
+# Field -> environment variable. TRINO_HOST/TRINO_PORT are also what the dbt
+# profile reads; platform credentials (TRINO_USER, TRINO_PASSWORD, ...) are not part
+# of the contract: they reach the Pod from a Secret, by reference.
+ENV = {
+    "client_id": "CLIENT_ID",
+    "ingestion_mode": "INGESTION_MODE",
+    "source_schema": "SOURCE_SCHEMA",
+    "tables": "SOURCE_TABLES",
+    "trino_host": "TRINO_HOST",
+    "trino_port": "TRINO_PORT",
+    "nessie_url": "NESSIE_URL",
+    "deadline_seconds": "RUN_DEADLINE_SECONDS",
+    "dbt_select": "DBT_SELECT",
+    "dbt_vars": "DBT_VARS",
+}
+
+
+class InvalidRunConfig(ValueError):
+    """The run's configuration is missing or malformed; the message names the variable."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        # The variables the message is about (it starts with them).
+        self.variables = [v.strip() for v in message.split(":", 1)[0].split(",")]
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    client_id: str
+    ingestion_mode: str
+    source_schema: str
+    tables: tuple[str, ...]
+    trino_host: str
+    trino_port: int
+    nessie_url: str
+    # A run never holds the client's lock longer than this (the Job's activeDeadlineSeconds).
+    deadline_seconds: int = 3600
+    dbt_select: str | None = None
+    dbt_vars: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        try:
+            ClientNames(self.client_id)
+        except InvalidClientId as exc:
+            raise InvalidRunConfig(f"{ENV['client_id']}: {exc}") from exc
+        if self.ingestion_mode not in MODES:
+            raise InvalidRunConfig(
+                f"{ENV['ingestion_mode']}: {self.ingestion_mode!r} is not one of {', '.join(MODES)}"
+            )
+        if not self.tables or not all(_TABLE.match(t) for t in self.tables):
+            raise InvalidRunConfig(
+                f"{ENV['tables']}: {','.join(self.tables)!r} must be a comma-separated list of "
+                "lower-case table names"
+            )
+        if not self.nessie_url:
+            raise InvalidRunConfig(f"{ENV['nessie_url']}: required")
+
+    @property
+    def names(self) -> ClientNames:
+        return ClientNames(self.client_id)
+
+    @property
+    def cdc(self) -> bool:
+        return self.ingestion_mode == "cdc"
+
+    def topic(self, table: str) -> str:
+        return self.names.topic(self.source_schema, table)
+
+    # -- the environment -------------------------------------------------------------------
+
+    def to_env(self) -> dict[str, str]:
+        """The variables the CronJob's container gets (unset options are left out)."""
+        env = {
+            ENV["client_id"]: self.client_id,
+            ENV["ingestion_mode"]: self.ingestion_mode,
+            ENV["source_schema"]: self.source_schema,
+            ENV["tables"]: ",".join(self.tables),
+            ENV["trino_host"]: self.trino_host,
+            ENV["trino_port"]: str(self.trino_port),
+            ENV["nessie_url"]: self.nessie_url,
+            ENV["deadline_seconds"]: str(self.deadline_seconds),
+        }
+        if self.dbt_select:
+            env[ENV["dbt_select"]] = self.dbt_select
+        if self.dbt_vars:
+            env[ENV["dbt_vars"]] = json.dumps(self.dbt_vars, sort_keys=True)
+        return env
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str], **overrides: Any) -> RunConfig:
+        """Read the contract back; `overrides` (e.g. command-line flags) win when not None."""
+        raw: dict[str, Any] = {}
+        for f in fields(cls):
+            value = overrides.get(f.name)
+            raw[f.name] = value if value is not None else env.get(ENV[f.name]) or None
+        missing = [
+            ENV[n] for n in ("client_id", "tables", "trino_host", "nessie_url") if not raw[n]
+        ]
+        if missing:
+            raise InvalidRunConfig(f"{', '.join(missing)}: required")
+        tables = raw["tables"]
+        if isinstance(tables, str):
+            tables = tuple(t.strip() for t in tables.split(",") if t.strip())
+        try:
+            dbt_vars = raw["dbt_vars"] or {}
+            if isinstance(dbt_vars, str):
+                dbt_vars = json.loads(dbt_vars)
+            if not isinstance(dbt_vars, dict):
+                raise ValueError("not an object")
+        except ValueError as exc:
+            raise InvalidRunConfig(f"{ENV['dbt_vars']}: not a JSON object ({exc})") from exc
+        numbers: dict[str, int] = {}
+        for name, default in (("trino_port", 8080), ("deadline_seconds", 3600)):
+            try:
+                numbers[name] = int(raw[name] or default)
+            except ValueError as exc:
+                raise InvalidRunConfig(f"{ENV[name]}: {raw[name]!r} is not a number") from exc
+        return cls(
+            client_id=str(raw["client_id"]),
+            ingestion_mode=str(raw["ingestion_mode"] or "cdc"),
+            source_schema=str(raw["source_schema"] or "public"),
+            tables=tuple(tables),
+            trino_host=str(raw["trino_host"]),
+            trino_port=numbers["trino_port"],
+            nessie_url=str(raw["nessie_url"]),
+            deadline_seconds=numbers["deadline_seconds"],
+            dbt_select=raw["dbt_select"],
+            dbt_vars=dict(dbt_vars),
+        )
+
+    # -- dbt ---------------------------------------------------------------------------------
+
+    def dbt_vars_for(self, batch_id: str) -> dict[str, Any]:
+        """Every name the dbt project uses, from this contract; the user's vars first."""
+        names = self.names
+        return {
+            **self.dbt_vars,
+            "client_id": self.client_id,
+            "ingestion_mode": self.ingestion_mode,
+            "source_schema": self.source_schema,
+            "tables": list(self.tables),
+            "trino_host": self.trino_host,
+            "trino_port": self.trino_port,
+            "staging_catalog": names.staging_catalog,
+            "lake_schema": names.lake_schema,
+            "cdc_catalog": names.cdc_catalog,
+            "source_catalog": names.source_catalog,
+            "topics": {t: self.topic(t) for t in self.tables},
+            "batch_id": batch_id,
+        }

@@ -1,0 +1,214 @@
+"""One pipeline run: reset staging, dbt deps, Elementary, dbt build, report, publish.
+
+Write-Audit-Publish on Nessie: everything is built on the client's staging branch
+(the Trino catalog <client>_staging), and only a fully green build is merged into
+`main`, which analysts read. A failure, or a crash at any step, leaves `main`
+as it was; the next run starts again from `main`.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TypeVar
+
+from clientpipelines.clients.errors import ServiceError, ServiceUnavailable
+from clientpipelines.clients.nessie import NessieClient, Reference
+from clientpipelines.clients.trino import TrinoClient
+from clientpipelines.naming import MAIN_BRANCH
+from clientpipelines.runconfig import RunConfig
+from clientpipelines.runner.dbt import DbtProject
+from clientpipelines.runner.lock import LockHeld, run_lock
+from clientpipelines.runner.watermark import RebuildNeeded, new_changes
+
+# Exit codes (documented in the README and `clientpipelines-runner run --help`).
+EXIT_PUBLISHED = 0
+EXIT_FAILED = 1
+EXIT_CONFIG = 2
+EXIT_LOCKED = 3
+EXIT_UNAVAILABLE = 4
+OUTCOMES = {
+    EXIT_PUBLISHED: "published",
+    EXIT_FAILED: "failed",
+    EXIT_CONFIG: "configuration error",
+    EXIT_LOCKED: "locked",
+    EXIT_UNAVAILABLE: "service unavailable",
+}
+STEPS = 6
+T = TypeVar("T")
+
+
+def _new_run_id() -> str:
+    return time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()) + "-" + uuid.uuid4().hex[:6]
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """How this one run goes (command-line flags), beside what the operator said (RunConfig)."""
+
+    dbt_project_dir: Path
+    full_refresh: bool = False
+    # dbt unit tests check the models' logic, not the data: they belong in CI (make
+    # test runs them), and in every run they would add their queries to the critical path.
+    unit_tests: bool = False
+    break_lock: bool = False
+    run_id: str = field(default_factory=_new_run_id)
+
+
+class RunFailed(Exception):
+    def __init__(self, code: int, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def _say(message: str) -> None:
+    print(message, flush=True)
+
+
+class Run:
+    """The steps of one run, each printing a progress line."""
+
+    def __init__(self, config: RunConfig, options: RunOptions) -> None:
+        self.config = config
+        self.options = options
+        self.names = config.names
+        self.nessie = NessieClient(config.nessie_url)
+        self.trino = TrinoClient(
+            config.trino_host,
+            config.trino_port,
+            user=os.environ.get("TRINO_USER", "clientpipelines-runner"),
+        )
+        self.summary: list[str] = []
+        self.step_no = 0
+        self.full_refresh = options.full_refresh
+
+    def step(self, title: str, action: Callable[[], T]) -> T:
+        self.step_no += 1
+        started = time.monotonic()
+        _say(f"[{self.step_no}/{STEPS}] {title} ...")
+        result = action()
+        _say(f"[{self.step_no}/{STEPS}] {title}: done in {time.monotonic() - started:.1f}s")
+        return result
+
+    def _main(self) -> Reference:
+        main = self.nessie.get_reference(MAIN_BRANCH)
+        if main is None:
+            raise RunFailed(EXIT_CONFIG, f"Nessie has no branch {MAIN_BRANCH}")
+        return main
+
+    def reset_staging(self) -> Reference:
+        """Point the staging branch at main's head (expected-hash assign), creating it if needed."""
+        main = self._main()
+        staging = self.nessie.get_reference(self.names.staging_branch)
+        if staging is None:
+            self.nessie.create_branch(self.names.staging_branch, main)
+        elif staging.hash != main.hash:
+            self.nessie.assign_branch(staging, main)
+        self.summary.append(f"staging reset to main@{main.hash[:12]}")
+        return main
+
+    def pending_changes(self) -> int | None:
+        """New Kafka messages since the last publish; None when unknown (build anyway)."""
+        if not self.config.cdc or self.full_refresh:
+            return None
+        try:
+            return new_changes(self.trino, self.config, _say)
+        except RebuildNeeded as exc:
+            self.full_refresh = True
+            self.summary.append(f"{exc}: full refresh")
+            return None
+
+    def publish(self) -> Reference:
+        """Merge staging into main. Only called when every model and test passed."""
+        staging = self.nessie.get_reference(self.names.staging_branch)
+        main = self._main()
+        if staging is None:
+            raise RunFailed(EXIT_FAILED, "the staging branch disappeared during the run")
+        if staging.hash == main.hash:
+            self.summary.append("nothing to publish: staging equals main")
+            return main
+        head = self.nessie.merge(
+            staging,
+            main,
+            message=f"publish {self.config.client_id} run {self.options.run_id}",
+        )
+        self.summary.append(f"published: main@{head.hash[:12]}")
+        return head
+
+    def execute(self) -> int:
+        c, o = self.config, self.options
+        _say(f"pipeline run {o.run_id} for client {c.client_id} ({c.ingestion_mode})")
+        lock = run_lock(
+            self.nessie,
+            self.names.run_lock_branch,
+            self._main(),
+            run_id=o.run_id,
+            deadline_seconds=c.deadline_seconds,
+            break_lock=o.break_lock,
+            say=_say,
+        )
+        with lock, tempfile.TemporaryDirectory(prefix="clientpipelines-run-") as tmp:
+            self.step(f"reset {self.names.staging_branch} to {MAIN_BRANCH}", self.reset_staging)
+            if self.pending_changes() == 0:
+                _say("no new changes since the last published run: nothing to build or publish")
+                self.summary.append("no new changes; main untouched")
+                return EXIT_PUBLISHED
+            project = DbtProject(o.dbt_project_dir, Path(tmp), c.dbt_vars_for(o.run_id))
+            elementary = self.step("dbt deps", lambda: project.install_packages(_say))
+            self.summary.append(f"elementary: {'installed' if elementary else 'not installed'}")
+            if elementary:
+                self.step("Elementary setup", project.elementary_setup)
+            else:
+                self.step_no += 1
+            passed, failing = self.step(
+                f"dbt build on {self.names.staging_catalog}",
+                lambda: project.build(
+                    select=c.dbt_select, full_refresh=self.full_refresh, unit_tests=o.unit_tests
+                ),
+            )
+            self.summary.append(f"dbt build: {passed} passed, {len(failing)} failed")
+            if elementary:
+                report = self.step(
+                    "Elementary report", lambda: project.elementary_report(c.client_id, o.run_id)
+                )
+                self.summary.append(report)
+            else:
+                self.step_no += 1
+            if failing:
+                _say("not published: these failed (main untouched; staging kept to inspect):")
+                for line in failing:
+                    _say(f"  - {line}")
+                raise RunFailed(EXIT_FAILED, f"{len(failing)} model(s) or test(s) failed")
+            self.step(f"publish {self.names.staging_branch} into {MAIN_BRANCH}", self.publish)
+        return EXIT_PUBLISHED
+
+
+def run(config: RunConfig, options: RunOptions) -> int:
+    runner = Run(config, options)
+    started = time.monotonic()
+    try:
+        code = runner.execute()
+    except RunFailed as exc:
+        _say(f"error: {exc}")
+        code = exc.code
+    except LockHeld as exc:
+        _say(f"error: {exc}")
+        code = EXIT_LOCKED
+    except ServiceUnavailable as exc:
+        _say(f"error: a service is unavailable: {exc}")
+        code = EXIT_UNAVAILABLE
+    except ServiceError as exc:
+        _say(f"error: {exc}")
+        code = EXIT_FAILED
+    _say(
+        f"summary: {OUTCOMES[code]} in {time.monotonic() - started:.1f}s; "
+        + "; ".join(runner.summary)
+    )
+    sys.stdout.flush()
+    return code
