@@ -27,8 +27,6 @@ class Reference:
 class Commit:
     hash: str
     message: str
-    author: str | None
-    commit_time: str | None
 
 
 class NessieClient(RestClient):
@@ -108,8 +106,6 @@ class NessieClient(RestClient):
                 Commit(
                     hash=meta["hash"],
                     message=meta.get("message", ""),
-                    author=(meta.get("authors") or [None])[0],
-                    commit_time=meta.get("commitTime"),
                 )
             )
         return commits
