@@ -40,6 +40,7 @@ from clientpipelines.operator.spec import parse_spec
 from devstack import procs
 from devstack.controlplane import ControlPlane
 from devstack.operator import (
+    QUIET_SCHEDULE,
     OperatorProcess,
     install_crd,
     pipeline_body,
@@ -51,9 +52,6 @@ from devstack.stack import Stack, operator_env
 from devstack.wiring import unwire_client
 
 DRIFT_INTERVAL = 10.0
-# Runs that start would write status.lastRun and read as idle writes: a schedule
-# that does not fire while the benchmark runs.
-QUIET_SCHEDULE = "0 3 1 1 *"
 OPERATOR_WORKERS = 20  # kopf's settings.execution.max_workers in handlers.configure
 
 

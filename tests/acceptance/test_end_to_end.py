@@ -25,7 +25,7 @@ from clientpipelines.manifests import GROUP, PLURAL, VERSION
 from clientpipelines.naming import ClientNames
 from devstack.controlplane import ControlPlane
 from devstack.demo import apply_client, run_pipeline_once, wait_ready
-from devstack.operator import OperatorProcess, install_crd
+from devstack.operator import QUIET_SCHEDULE, OperatorProcess, install_crd
 from devstack.paths import REPO_ROOT
 from devstack.procs import wait_for
 from devstack.sampledata import SampleData
@@ -83,6 +83,8 @@ def test_two_clients_onboard_publish_refuse_bad_data_and_clean_up(
                 values_file=VALUES,
                 namespace=namespace,
                 deletion_policy="Delete",
+                # Runs are started by hand below; see QUIET_SCHEDULE for why none on schedule.
+                schedule=QUIET_SCHEDULE,
             )
         for cid in (a, b):
             wait_ready(kube_api, cid, namespace, show=False)

@@ -102,6 +102,7 @@ def apply_client(
     values_file: Path | None = None,
     namespace: str = NAMESPACE,
     deletion_policy: str | None = None,
+    schedule: str | None = None,
 ) -> ClientSource:
     """Source data, its Secret, and the ClientPipeline rendered from clients/<id>/values.yaml."""
     src = SampleData(stack).create(client_id, rows=rows)
@@ -133,6 +134,8 @@ def apply_client(
     ]
     if deletion_policy:
         overrides.append(f"deletionPolicy={deletion_policy}")
+    if schedule:
+        overrides.append(f"transform.schedule={schedule}")
     args = [
         str(helm_build().paths()["helm"]),
         "template",
