@@ -168,6 +168,7 @@ def test_operator_chart_installs_and_grants_only_what_the_operator_uses(
         ("patch", "clientpipelines", "pipelines.promptly.io"),
         ("create", "cronjobs", "batch"),
         ("update", "cronjobs", "batch"),
+        ("delete", "cronjobs", "batch"),  # first, on Delete: no run writes while the rest goes
         ("list", "jobs", "batch"),
         ("create", "events", ""),
     ]
@@ -184,7 +185,7 @@ def test_operator_chart_installs_and_grants_only_what_the_operator_uses(
     )
     denied = [
         ("list", "secrets", "", watched),  # reads only the Secret a pipeline names
-        ("delete", "cronjobs", "batch", watched),  # the garbage collector deletes them
+        ("delete", "jobs", "batch", watched),  # the garbage collector deletes them
         ("create", "pods", "", watched),
         ("get", "secrets", "", "clients-b"),  # a namespace it does not watch
         ("list", "clientpipelines", "pipelines.promptly.io", None),  # nothing cluster-wide

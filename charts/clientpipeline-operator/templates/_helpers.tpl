@@ -54,9 +54,11 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 - apiGroups: [""]
   resources: [secrets]
   verbs: [get]
+# Deleted by deletionPolicy Delete before the other parts, so no run writes while
+# they go (its Jobs follow through the garbage collector).
 - apiGroups: [batch]
   resources: [cronjobs]
-  verbs: [get, create, update]
+  verbs: [get, create, update, delete]
 # Pipeline runs, mirrored into status.lastRun.
 - apiGroups: [batch]
   resources: [jobs]

@@ -19,7 +19,6 @@ class TaskState:
 
 @dataclass(frozen=True)
 class ConnectorStatus:
-    name: str
     state: str  # RUNNING, FAILED, PAUSED, STOPPED, UNASSIGNED, RESTARTING
     tasks: list[TaskState] = field(default_factory=list)
 
@@ -30,7 +29,6 @@ class ConnectorStatus:
     @classmethod
     def from_json(cls, body: dict[str, Any]) -> ConnectorStatus:
         return cls(
-            name=body["name"],
             state=body["connector"]["state"],
             tasks=[
                 TaskState(id=int(t["id"]), state=t["state"], trace=t.get("trace"))
