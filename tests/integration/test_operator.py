@@ -189,7 +189,8 @@ def test_create_wires_every_part_and_a_rerun_writes_nothing(
     assert cron.spec.concurrency_policy == "Forbid"
     assert cron.metadata.owner_references[0].uid == obj["metadata"]["uid"]
     container = cron.spec.job_template.spec.template.spec.containers[0]
-    assert container.command[-2:] == ["--client", c.id]
+    # The run contract travels as environment (the runner reads it back).
+    assert {e.name: e.value for e in container.env}["CLIENT_ID"] == c.id
 
     # The client's password appears in no Kubernetes object the operator writes.
     password = c.source.password
