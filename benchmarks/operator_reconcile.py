@@ -44,6 +44,7 @@ from devstack.operator import (
     OperatorProcess,
     install_crd,
     pipeline_body,
+    put_client_secret,
     wait_ready,
 )
 from devstack.procs import wait_for
@@ -200,13 +201,7 @@ def run_n(
     for _ in range(n + 1):  # the first one warms the operator up
         cid = f"b{uuid.uuid4().hex[:8]}"
         src = data.create(cid, rows=40)
-        core.create_namespaced_secret(
-            namespace,
-            client.V1Secret(
-                metadata=client.V1ObjectMeta(name=f"{cid}-db"),
-                string_data={"username": src.username, "password": src.password},
-            ),
-        )
+        put_client_secret(api, namespace, f"{cid}-db", src)
         sources.append(src)
 
     raw = raw_cost(stack, api, namespace)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import uuid
 from collections.abc import Callable, Iterator
@@ -26,6 +27,7 @@ from devstack.operator import (
     get_pipeline,
     install_crd,
     pipeline_body,
+    put_client_secret,
     running_operator,
     wait_ready,
 )
@@ -62,13 +64,7 @@ class Client:
         self.names = ClientNames(self.id)
         self.source: ClientSource = SampleData(stack).create(self.id, rows=40, seed=3)
         self.secret = f"{self.id}-db"
-        client.CoreV1Api(api).create_namespaced_secret(
-            namespace,
-            client.V1Secret(
-                metadata=client.V1ObjectMeta(name=self.secret),
-                string_data={"username": self.source.username, "password": self.source.password},
-            ),
-        )
+        put_client_secret(api, namespace, self.secret, self.source)
         self.objects = client.CustomObjectsApi(api)
 
     def apply(self, **kwargs: Any) -> dict[str, Any]:
@@ -322,6 +318,111 @@ def test_delete_with_delete_policy_removes_everything_outside_kubernetes(
     wait_for("a fresh snapshot in Kafka", lambda: provider_events(services, c) == 40, timeout=60)
 
 
+def wait_refused(c: Client, reason: str) -> dict[str, Any]:
+    def refused() -> dict[str, Any] | None:
+        ready = condition(c.get(), "Ready")
+        return ready if ready and ready["reason"] == reason else None
+
+    result: dict[str, Any] = wait_for(f"{c.id} refused with {reason}", refused, timeout=60)
+    return result
+
+
+def assert_nothing_made(services: dict[str, Any], endpoints: Endpoints, c: Client) -> None:
+    assert parts_exist(services, c) == dict.fromkeys(
+        ("connector", "cdc_catalog", "staging_catalog", "branch"), False
+    )
+    assert slot_and_publication(endpoints, c) == (False, False)
+    assert client_topics(endpoints, c) == []
+    assert not client.BatchV1Api(c.api).list_namespaced_cron_job(c.namespace).items
+
+
+def test_a_foreign_image_is_refused_and_nothing_is_made(
+    operator: OperatorProcess,
+    kube_api: client.ApiClient,
+    namespace: str,
+    services: dict[str, Any],
+    endpoints: Endpoints,
+) -> None:
+    c = Client(kube_api, Stack(), namespace)
+    c.apply(tables=["provider"], image="evil.example/runner:1")
+    ready = wait_refused(c, "ImageNotAllowed")
+    assert "evil.example/runner:1" in ready["message"]
+    schedule = condition(c.get(), "ScheduleReady")
+    assert schedule is not None
+    assert schedule["reason"] == "ImageNotAllowed"
+    assert_nothing_made(services, endpoints, c)
+
+
+def test_a_secret_of_another_client_or_with_unsafe_values_is_refused(
+    operator: OperatorProcess,
+    kube_api: client.ApiClient,
+    namespace: str,
+    services: dict[str, Any],
+    endpoints: Endpoints,
+) -> None:
+    stack = Stack()
+    owner, thief = Client(kube_api, stack, namespace), Client(kube_api, stack, namespace)
+    thief.secret = owner.secret  # a Secret labelled for another client
+    thief.apply(tables=["provider"])
+    ready = wait_refused(thief, "SecretNotAllowed")
+    assert f"labelled for {owner.id}" in ready["message"]
+    assert_nothing_made(services, endpoints, thief)
+    with psycopg.connect(endpoints.postgres_dsn()) as conn:  # no slot anywhere in either
+        slots = conn.execute(
+            "select slot_name from pg_replication_slots where database in (%s, %s)",
+            (owner.source.database, thief.source.database),
+        ).fetchall()
+    assert slots == []
+
+    # A credential that Trino or Kafka Connect would expand reaches neither.
+    sneaky = Client(kube_api, stack, namespace)
+    leak = "${ENV:LAKE_S3_SECRET_KEY}"
+    put_client_secret(
+        kube_api, namespace, sneaky.secret, dataclasses.replace(sneaky.source, username=leak)
+    )
+    sneaky.apply(tables=["provider"], mode="full-reload")
+    ready = wait_refused(sneaky, "InvalidCredentials")
+    assert "key username contains '${'" in ready["message"]
+    assert leak not in json.dumps(sneaky.get())
+    assert_nothing_made(services, endpoints, sneaky)
+    assert sneaky.names.source_catalog not in services["trino"].catalogs()
+
+
+def test_a_taken_client_id_is_refused_and_deleting_it_touches_nothing(
+    operator: OperatorProcess,
+    kube_api: client.ApiClient,
+    namespace: str,
+    services: dict[str, Any],
+    endpoints: Endpoints,
+) -> None:
+    first = Client(kube_api, Stack(), namespace)
+    first.apply(tables=["provider"], policy="Delete")
+    wait_ready(kube_api, namespace, first.id)
+
+    other = f"ns-{uuid.uuid4().hex[:8]}"
+    core = client.CoreV1Api(kube_api)
+    core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=other)))
+    try:
+        second = Client.__new__(Client)  # the same client id, in another namespace
+        second.__dict__.update({**first.__dict__, "namespace": other})
+        put_client_secret(kube_api, other, second.secret, second.source)
+        second.apply(tables=["provider", "care_site"], policy="Delete")
+        ready = wait_refused(second, "ClientIdTaken")
+        assert f"{namespace}/{first.id}" in ready["message"]
+        second.delete()
+        wait_for("the second pipeline to be gone", lambda: second.get() is None, timeout=60)
+        # Nothing of the first one was touched by the second's life and deletion.
+        assert parts_exist(services, first) == dict.fromkeys(
+            ("connector", "cdc_catalog", "staging_catalog", "branch"), True
+        )
+        assert slot_and_publication(endpoints, first) == (True, True)
+        assert condition(first.get(), "Ready")["status"] == "True"  # type: ignore[index]
+        assert client.BatchV1Api(kube_api).list_namespaced_cron_job(namespace).items
+        assert not client.BatchV1Api(kube_api).list_namespaced_cron_job(other).items
+    finally:
+        core.delete_namespace(other)
+
+
 def test_delete_with_retain_policy_keeps_everything(
     operator: OperatorProcess,
     kube_api: client.ApiClient,
@@ -428,6 +529,16 @@ def _pg(body: dict[str, Any]) -> dict[str, Any]:
 
 
 INVALID: list[tuple[str, Callable[[dict[str, Any]], None], str]] = [
+    (
+        "a minute out of range",
+        lambda b: b["spec"]["transform"].update(schedule="61 * * * *"),
+        "spec.transform.schedule",
+    ),
+    (
+        "every cron field out of range",
+        lambda b: b["spec"]["transform"].update(schedule="99 99 99 99 99"),
+        "spec.transform.schedule",
+    ),
     (
         "tables as a string",
         lambda b: _pg(b).update(tables="provider"),

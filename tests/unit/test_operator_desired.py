@@ -5,7 +5,7 @@ from typing import Any
 
 import pytest
 
-from clientpipelines.operator import conditions, desired, lastrun
+from clientpipelines.operator import conditions, desired, lastrun, policy
 from clientpipelines.operator.conditions import Condition
 from clientpipelines.operator.settings import Settings
 from clientpipelines.operator.spec import InvalidSpec, PipelineSpec, SecretRef, parse_spec
@@ -24,7 +24,7 @@ SPEC: dict[str, Any] = {
         }
     },
     "ingestion": {"mode": "cdc", "cdc": {"snapshotMode": "initial"}},
-    "transform": {"schedule": "*/15 * * * *", "image": "runner:1", "dbt": {"vars": {"a": 1}}},
+    "transform": {"schedule": "*/15 * * * *", "dbt": {"vars": {"a": 1}}},
     "deletionPolicy": "Delete",
 }
 
@@ -36,6 +36,8 @@ SETTINGS = Settings(
     kafka_bootstrap="kafka:9092",
     iceberg_properties={"iceberg.catalog.type": "nessie", "s3.aws-secret-key": "${ENV:S3}"},
     runner_env_secret="platform-runner",
+    runner_image="registry.example/runner:1",
+    allowed_images=("registry.example/runner@sha256:",),
 )
 
 
@@ -127,10 +129,35 @@ def test_cronjob_is_owned_forbids_overlap_and_holds_no_secret_value() -> None:
     # The runner reads back exactly what the operator meant: one contract, both ways.
     assert RunConfig.from_env(env) == desired.build_run_config(spec(), SETTINGS)
     assert container["securityContext"]["runAsNonRoot"] is True
+    assert job["automountServiceAccountToken"] is False
+    assert job["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    assert container["image"] == "registry.example/runner:1"  # the platform's, by default
     suspended = desired.build_cronjob(
         spec(transform__suspend=True), SETTINGS, {"name": "acme-health", "uid": "u-1"}
     )
     assert suspended["spec"]["suspend"] is True
+
+
+def test_the_runner_image_is_the_platforms_unless_an_allowed_one_is_named() -> None:
+    assert desired.runner_image(spec(), SETTINGS) == "registry.example/runner:1"
+    pinned = "registry.example/runner@sha256:" + "a" * 64
+    assert desired.runner_image(spec(transform__image=pinned), SETTINGS) == pinned
+    for foreign in ("evil.example/runner:1", "registry.example/runner:2", "registry.example/x"):
+        assert desired.runner_image(spec(transform__image=foreign), SETTINGS) is None
+        refused = policy.refusal(spec(transform__image=foreign), SETTINGS, uid="u", claims=())
+        assert refused is not None
+        assert (refused.reason, refused.condition) == ("ImageNotAllowed", "ScheduleReady")
+
+
+def test_a_client_id_belongs_to_its_oldest_pipeline() -> None:
+    first = policy.Claim("team-a", "acme-health", "u-1", "2026-01-01T00:00:00Z")
+    second = policy.Claim("team-b", "acme-health", "u-2", "2026-02-01T00:00:00Z")
+    assert policy.holder([second, first]) == first
+    assert policy.refusal(spec(), SETTINGS, uid="u-1", claims=(first, second)) is None
+    taken = policy.refusal(spec(), SETTINGS, uid="u-2", claims=(first, second))
+    assert taken is not None
+    assert taken.reason == "ClientIdTaken"
+    assert "team-a/acme-health" in taken.message
 
 
 def test_is_subset_ignores_server_defaults_but_not_changes() -> None:

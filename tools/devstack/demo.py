@@ -29,7 +29,7 @@ from clientpipelines.naming import ClientNames
 from devstack import kubelet, procs
 from devstack.binaries import ensure_all, helm_build
 from devstack.controlplane import ControlPlane, default_directory
-from devstack.operator import install_crd
+from devstack.operator import install_crd, put_client_secret
 from devstack.paths import REPO_ROOT, run_root
 from devstack.procs import wait_for
 from devstack.sampledata import ClientSource, SampleData
@@ -112,16 +112,7 @@ def apply_client(
     except client.exceptions.ApiException as exc:
         if exc.status != 409:
             raise
-    secret = client.V1Secret(
-        metadata=client.V1ObjectMeta(name=f"{client_id}-db"),
-        string_data={"username": src.username, "password": src.password},
-    )
-    try:
-        core.create_namespaced_secret(namespace, secret)
-    except client.exceptions.ApiException as exc:
-        if exc.status != 409:
-            raise
-        core.replace_namespaced_secret(f"{client_id}-db", namespace, secret)
+    put_client_secret(api, namespace, f"{client_id}-db", src)
     values = values_file or REPO_ROOT / "clients" / client_id / "values.yaml"
     overrides = [
         f"clientId={client_id}",
@@ -130,7 +121,6 @@ def apply_client(
         f"source.database={src.database}",
         "source.sslMode=disable",
         f"source.credentialsSecretName={client_id}-db",
-        "transform.image=clientpipelines-runner:local",
     ]
     if deletion_policy:
         overrides.append(f"deletionPolicy={deletion_policy}")

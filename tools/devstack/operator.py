@@ -19,7 +19,7 @@ import yaml
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from clientpipelines.manifests import CRD_PATH, GROUP, PLURAL, VERSION
+from clientpipelines.manifests import CRD_PATH, GROUP, LABEL_CLIENT, PLURAL, VERSION
 from devstack import procs
 from devstack.controlplane import ControlPlane
 from devstack.procs import wait_for
@@ -134,6 +134,22 @@ def running_operator(
         op.stop()
 
 
+def put_client_secret(api: client.ApiClient, namespace: str, name: str, source: Any) -> None:
+    """The client's login as the operator expects it: a Secret labelled for the client."""
+    secret = client.V1Secret(
+        # The operator uses no Secret that is not labelled for the client.
+        metadata=client.V1ObjectMeta(name=name, labels={LABEL_CLIENT: source.client_id}),
+        string_data={"username": source.username, "password": source.password},
+    )
+    core = client.CoreV1Api(api)
+    try:
+        core.create_namespaced_secret(namespace, secret)
+    except ApiException as exc:
+        if exc.status != 409:
+            raise
+        core.replace_namespaced_secret(name, namespace, secret)
+
+
 def pipeline_body(
     name: str,
     source: Any,
@@ -143,7 +159,11 @@ def pipeline_body(
     policy: str = "Delete",
     schedule: str = QUIET_SCHEDULE,
     mode: str = "cdc",
+    image: str | None = None,
 ) -> dict[str, Any]:
+    transform: dict[str, Any] = {"schedule": schedule}
+    if image:
+        transform["image"] = image
     return {
         "apiVersion": f"{GROUP}/{VERSION}",
         "kind": "ClientPipeline",
@@ -161,7 +181,7 @@ def pipeline_body(
                 }
             },
             "ingestion": {"mode": mode},
-            "transform": {"schedule": schedule, "image": "clientpipelines-runner:dev"},
+            "transform": transform,
             "deletionPolicy": policy,
         },
     }

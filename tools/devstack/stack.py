@@ -50,6 +50,10 @@ DEFAULT_PORTS = {
 }
 
 
+# The runner image name local pipelines use; the kubelet stand-in runs its
+# entrypoint from this checkout instead of pulling it.
+LOCAL_RUNNER_IMAGE = "clientpipelines-runner:local"
+
 SERVICES = ("postgres", "s3proxy", "nessie", "kafka", "connect", "trino")
 
 
@@ -309,6 +313,9 @@ def operator_env(
                 if k != "iceberg.nessie-catalog.ref"
             }
         ),
+        # Runs execute locally (the kubelet stand-in): any local runner tag is fine.
+        "RUNNER_IMAGE": LOCAL_RUNNER_IMAGE,
+        "ALLOWED_RUNNER_IMAGES": LOCAL_RUNNER_IMAGE.split(":", maxsplit=1)[0] + ":",
         "DRIFT_INTERVAL_SECONDS": str(drift_interval),
         "METRICS_PORT": str(metrics_port),
         "LIVENESS_ENDPOINT": f"http://127.0.0.1:{liveness_port}/healthz",

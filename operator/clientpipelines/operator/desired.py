@@ -166,6 +166,20 @@ def build_run_config(spec: PipelineSpec, settings: Settings) -> RunConfig:
     )
 
 
+def runner_image(spec: PipelineSpec, settings: Settings) -> str | None:
+    """The image the pipeline's runs use: the spec's if allowed, else None (refused).
+
+    The platform chooses what runs with a client's data: the operator's image, or
+    one whose name starts with a prefix the operator's settings allow (a
+    repository, or a pinned digest).
+    """
+    if spec.image is None or spec.image == settings.runner_image:
+        return settings.runner_image
+    if any(spec.image.startswith(prefix) for prefix in settings.allowed_images):
+        return spec.image
+    return None
+
+
 def build_cronjob(
     spec: PipelineSpec, settings: Settings, owner: Mapping[str, str]
 ) -> dict[str, Any]:
@@ -175,9 +189,12 @@ def build_cronjob(
     run = build_run_config(spec, settings)
     env = [{"name": k, "value": v} for k, v in run.to_env().items()]
     env += [{"name": k, "value": v} for k, v in sorted(settings.runner_env.items())]
+    image = runner_image(spec, settings)
+    if image is None:
+        raise ValueError(f"image {spec.image!r} is not allowed")  # the policy refuses first
     container: dict[str, Any] = {
         "name": "runner",
-        "image": spec.image,
+        "image": image,
         "imagePullPolicy": spec.image_pull_policy,
         # The client and everything else come from the environment (the run contract).
         "command": RUNNER_COMMAND,
@@ -211,6 +228,9 @@ def build_cronjob(
                     "metadata": {"labels": labels},
                     "spec": {
                         "restartPolicy": "Never",
+                        # The runner needs nothing from the Kubernetes API.
+                        "automountServiceAccountToken": False,
+                        "securityContext": {"seccompProfile": {"type": "RuntimeDefault"}},
                         "containers": [container],
                         "volumes": [{"name": "tmp", "emptyDir": {}}],
                     },

@@ -12,6 +12,7 @@ from kubernetes import client, config
 
 from clientpipelines.manifests import GROUP, LABEL_CLIENT, PLURAL, VERSION
 from clientpipelines.operator import lastrun, metrics, reconcile
+from clientpipelines.operator.policy import Claim
 from clientpipelines.operator.settings import Settings
 from clientpipelines.operator.spec import parse_spec
 from clientpipelines.operator.systems import Systems
@@ -66,12 +67,28 @@ def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     metrics.serve(systems().settings.metrics_port)
 
 
+@kopf.index(GROUP, VERSION, PLURAL)
+def pipeline_claims(
+    *, name: str, namespace: str | None, meta: kopf.Meta, **_: Any
+) -> dict[str, Claim]:
+    """Every ClientPipeline by client id (its name), across the watched namespaces."""
+    created = str(meta.get("creationTimestamp") or "")
+    return {name: Claim(str(namespace), name, str(meta["uid"]), created)}
+
+
+def _claims(name: str, kwargs: dict[str, Any]) -> tuple[Claim, ...]:
+    index: kopf.Index[str, Claim] = kwargs["pipeline_claims"]
+    return tuple(index.get(name, []))
+
+
 def _post_events(outcome: reconcile.Outcome, body: kopf.Body) -> None:
     for kind, reason, message in outcome.events:
         (kopf.info if kind == "Normal" else kopf.warn)(body, reason=reason, message=message)
 
 
-def _reconcile(body: kopf.Body, meta: kopf.Meta, retry: int, drift: bool) -> None:
+def _reconcile(
+    body: kopf.Body, meta: kopf.Meta, retry: int, drift: bool, claims: tuple[Claim, ...]
+) -> None:
     name, namespace = str(meta["name"]), str(meta["namespace"])
     kube = systems().kubernetes()
     with _lock(str(meta["uid"])):
@@ -91,6 +108,7 @@ def _reconcile(body: kopf.Body, meta: kopf.Meta, retry: int, drift: bool) -> Non
             spec=dict(current.get("spec") or {}),
             status=status,
             drift=drift,
+            claims=claims,
         )
         if any(status.get(k) != v for k, v in outcome.status.items()):
             kube.patch_pipeline_status(namespace, name, outcome.status)
@@ -106,28 +124,36 @@ def _reconcile(body: kopf.Body, meta: kopf.Meta, retry: int, drift: bool) -> Non
 @kopf.on.create(GROUP, VERSION, PLURAL)
 @kopf.on.update(GROUP, VERSION, PLURAL, field="spec")
 @kopf.on.resume(GROUP, VERSION, PLURAL)
-def on_change(body: kopf.Body, meta: kopf.Meta, retry: int, **_: Any) -> None:
+def on_change(body: kopf.Body, meta: kopf.Meta, retry: int, **kwargs: Any) -> None:
     """Make every part match the spec."""
-    _reconcile(body, meta, retry, drift=False)
+    _reconcile(body, meta, retry, drift=False, claims=_claims(str(meta["name"]), kwargs))
 
 
 @kopf.timer(
     GROUP, VERSION, PLURAL, interval=DRIFT_INTERVAL, initial_delay=DRIFT_INTERVAL, sharp=False
 )
-def on_drift(body: kopf.Body, meta: kopf.Meta, **_: Any) -> None:
+def on_drift(body: kopf.Body, meta: kopf.Meta, **kwargs: Any) -> None:
     """Re-check the real systems and repair what changed by hand."""
-    _reconcile(body, meta, 0, drift=True)
+    _reconcile(body, meta, 0, drift=True, claims=_claims(str(meta["name"]), kwargs))
 
 
 @kopf.on.delete(GROUP, VERSION, PLURAL)
-def on_delete(body: kopf.Body, spec: kopf.Spec, meta: kopf.Meta, **_: Any) -> None:
+def on_delete(
+    body: kopf.Body, spec: kopf.Spec, meta: kopf.Meta, status: kopf.Status, **kwargs: Any
+) -> None:
     """Remove (Delete) or keep (Retain) what lives outside Kubernetes."""
     pipeline = parse_spec(str(meta["name"]), str(meta["namespace"]), dict(spec))
     if not pipeline.deletes_outside_kubernetes:
         kopf.info(body, reason="Retained", message=reconcile.retained(systems(), pipeline))
         return
     try:
-        done = reconcile.cleanup(systems(), pipeline, uid=str(meta["uid"]))
+        done = reconcile.cleanup(
+            systems(),
+            pipeline,
+            uid=str(meta["uid"]),
+            status=dict(status),
+            claims=_claims(str(meta["name"]), kwargs),
+        )
     except reconcile.CleanupIncomplete as exc:
         kopf.warn(body, reason="CleanupIncomplete", message=str(exc))
         raise kopf.TemporaryError(str(exc), delay=15) from exc

@@ -15,11 +15,17 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from clientpipelines.clients.errors import ServiceUnavailable
-from clientpipelines.operator import conditions, metrics
+from clientpipelines.operator import conditions, metrics, policy
 from clientpipelines.operator.conditions import Condition
 from clientpipelines.operator.parts import PARTS, Part, PartContext, PartResult, guarded, remove_all
+from clientpipelines.operator.policy import Claim, Refusal
 from clientpipelines.operator.spec import InvalidSpec, PipelineSpec, parse_spec
-from clientpipelines.operator.systems import Credentials, SecretMissing, Systems
+from clientpipelines.operator.systems import (
+    Credentials,
+    CredentialsRefused,
+    SecretMissing,
+    Systems,
+)
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +71,7 @@ def _ensure(part: Part, ctx: PartContext) -> tuple[Condition, PartResult]:
 def _context(
     systems: Systems, pipeline: PipelineSpec, *, status: Mapping[str, Any], owner: Mapping[str, str]
 ) -> PartContext:
+    """The parts' context; CredentialsRefused when the Secret must not be used at all."""
     creds: Credentials | None = None
     problem: str | None = None
     try:
@@ -72,6 +79,24 @@ def _context(
     except (SecretMissing, ServiceUnavailable) as exc:
         problem = str(exc)
     return PartContext(systems, pipeline, creds, problem, status, owner)
+
+
+def _refused(refusal: Refusal, status: Mapping[str, Any], generation: int) -> Outcome:
+    """Nothing is touched: the conditions say why, an Event too; looked at again later
+    (a Secret labelled, an owner deleted, a setting changed do not touch this object)."""
+    refused = [Condition("Ready", False, refusal.reason, refusal.message)]
+    if refusal.condition:
+        refused.append(Condition(refusal.condition, False, refusal.reason, refusal.message))
+    new = conditions.merge(status.get("conditions"), refused, generation=generation, now=_now())
+    events = [("Warning", refusal.reason, refusal.message)]
+    if any(
+        c.get("status") == "False" and c.get("reason") == refusal.reason
+        for c in status.get("conditions") or []
+    ):
+        events = []  # said already
+    return Outcome(
+        {"observedGeneration": generation, "conditions": new}, events, 30.0, backoff=True
+    )
 
 
 def reconcile(
@@ -84,6 +109,7 @@ def reconcile(
     spec: Mapping[str, Any],
     status: Mapping[str, Any],
     drift: bool = False,
+    claims: tuple[Claim, ...] = (),
 ) -> Outcome:
     try:
         pipeline = parse_spec(name, namespace, spec)
@@ -95,7 +121,14 @@ def reconcile(
             events=[("Warning", "InvalidSpec", str(exc))],
         )
 
-    ctx = _context(systems, pipeline, status=status, owner={"name": name, "uid": uid})
+    refusal = policy.refusal(pipeline, systems.settings, uid=uid, claims=claims)
+    if refusal is not None:
+        return _refused(refusal, status, generation)
+    try:
+        ctx = _context(systems, pipeline, status=status, owner={"name": name, "uid": uid})
+    except CredentialsRefused as exc:
+        part = "ConnectorReady" if pipeline.cdc else "CatalogsReady"
+        return _refused(Refusal(exc.reason, str(exc), part), status, generation)
     ensured = [_ensure(part, ctx) for part in PARTS]
     part_conditions = [cond for cond, _ in ensured]
     results = [result for _, result in ensured]
@@ -143,12 +176,31 @@ class CleanupIncomplete(Exception):
     """Something could not be removed yet; keep the finalizer and retry."""
 
 
-def cleanup(systems: Systems, pipeline: PipelineSpec, *, uid: str) -> list[str]:
+def cleanup(
+    systems: Systems,
+    pipeline: PipelineSpec,
+    *,
+    uid: str,
+    status: Mapping[str, Any],
+    claims: tuple[Claim, ...] = (),
+) -> list[str]:
     """Remove every part (deletionPolicy Delete). Returns what was done.
 
     Each step is idempotent, so a retry after a partial failure redoes nothing twice.
+    A pipeline whose client id another one holds owns nothing: nothing is touched.
     """
-    ctx = _context(systems, pipeline, status={}, owner={"name": pipeline.client_id, "uid": uid})
+    first = policy.holder(claims)
+    if first is not None and first.uid != uid:
+        return [
+            f"nothing removed: client id {pipeline.client_id} belongs to "
+            f"{first.namespace}/{first.name}"
+        ]
+    owner = {"name": pipeline.client_id, "uid": uid}
+    try:
+        ctx = _context(systems, pipeline, status=status, owner=owner)
+    except CredentialsRefused as exc:
+        # The Secret may not be used; what needs it (the slot) cannot be dropped.
+        ctx = PartContext(systems, pipeline, None, str(exc), status, owner)
     removal = remove_all(ctx)
     if removal.problems:
         raise CleanupIncomplete("; ".join(removal.problems))

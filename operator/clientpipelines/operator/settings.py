@@ -28,6 +28,11 @@ class Settings:
     # the staging catalogs are the same catalog on another branch. Secrets in it
     # are best given as ${ENV:...} references that Trino resolves itself.
     iceberg_properties: dict[str, str]
+    # The runner image every pipeline runs unless its spec names another; a spec
+    # may name only images that start with one of `allowed_images` (the default
+    # image itself is always allowed).
+    runner_image: str | None = None
+    allowed_images: tuple[str, ...] = ()
     runner_env: dict[str, str] = field(default_factory=dict)
     runner_env_secret: str | None = None
     trino_user: str = "clientpipelines-operator"
@@ -48,6 +53,10 @@ class Settings:
             trino_user=_get(e, "TRINO_USER", "clientpipelines-operator"),
             kafka_bootstrap=_get(e, "KAFKA_BOOTSTRAP"),
             iceberg_properties=dict(json.loads(_get(e, "ICEBERG_CATALOG_PROPERTIES"))),
+            runner_image=e.get("RUNNER_IMAGE") or None,
+            allowed_images=tuple(
+                i.strip() for i in e.get("ALLOWED_RUNNER_IMAGES", "").split(",") if i.strip()
+            ),
             runner_env=dict(json.loads(e.get("RUNNER_ENV", "{}"))),
             runner_env_secret=e.get("RUNNER_ENV_SECRET") or None,
             namespaces=namespaces,

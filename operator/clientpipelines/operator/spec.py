@@ -39,7 +39,7 @@ class PipelineSpec:
     schedule: str
     time_zone: str | None
     suspend: bool
-    image: str
+    image: str | None  # None: the operator's runner image
     image_pull_policy: str
     resources: dict[str, Any]
     dbt_select: str | None
@@ -96,7 +96,7 @@ def parse_spec(name: str, namespace: str, spec: Mapping[str, Any]) -> PipelineSp
             schedule=transform["schedule"],
             time_zone=transform.get("timeZone"),
             suspend=bool(transform.get("suspend", False)),
-            image=transform["image"],
+            image=transform.get("image") or None,
             image_pull_policy=transform.get("imagePullPolicy", "IfNotPresent"),
             resources=dict(transform.get("resources") or {}),
             dbt_select=dbt.get("select"),

@@ -14,6 +14,7 @@ from clientpipelines.clients.kube import KubeClient
 from clientpipelines.clients.nessie import NessieClient
 from clientpipelines.clients.postgres import PostgresLogin, SourcePostgres
 from clientpipelines.clients.trino import TrinoClient
+from clientpipelines.manifests import LABEL_CLIENT
 from clientpipelines.operator.settings import Settings
 from clientpipelines.operator.spec import PipelineSpec
 
@@ -30,6 +31,25 @@ class Credentials:
 
 class SecretMissing(Exception):
     """The credentials Secret (or one of its keys) is not there."""
+
+
+class CredentialsRefused(Exception):
+    """The Secret is not this client's, or its values are unsafe: nothing may use it."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+def unsafe_credential(value: str) -> str | None:
+    """Why a credential value must not reach SQL or a connector config, or None."""
+    if "${" in value:
+        # Trino expands ${ENV:...} in catalog properties; Kafka Connect expands
+        # ${provider:...} config references: a value could read the platform's secrets.
+        return "contains '${'"
+    if any(ord(c) < 32 or ord(c) == 127 for c in value):
+        return "contains a control character"
+    return None
 
 
 @dataclass
@@ -78,13 +98,27 @@ class Systems:
         secret = self.kubernetes().read_secret(spec.namespace, spec.secret.name)
         if secret is None:
             raise SecretMissing(f"{where} (credentialsSecretRef) not found")
+        meta = secret.get("metadata") or {}
+        owner = (meta.get("labels") or {}).get(LABEL_CLIENT)
+        if owner != spec.client_id:
+            # Any Secret of the namespace could otherwise be sent to any host.
+            raise CredentialsRefused(
+                "SecretNotAllowed",
+                f"{where} is not labelled {LABEL_CLIENT}={spec.client_id}"
+                + (f" (it is labelled for {owner})" if owner else ""),
+            )
         data = secret.get("data") or {}
         keys = (spec.secret.username_key, spec.secret.password_key)
         missing = [k for k in keys if k not in data]
         if missing:
             raise SecretMissing(f"{where} lacks key(s) {', '.join(missing)}")
+        values = {k: base64.b64decode(data[k]).decode(errors="replace") for k in keys}
+        for key, value in values.items():
+            why = unsafe_credential(value)
+            if why:  # the message names the key, never the value
+                raise CredentialsRefused("InvalidCredentials", f"{where} key {key} {why}")
         return Credentials(
-            username=base64.b64decode(data[spec.secret.username_key]).decode(),
-            password=base64.b64decode(data[spec.secret.password_key]).decode(),
-            version=str((secret.get("metadata") or {}).get("resourceVersion", "")),
+            username=values[spec.secret.username_key],
+            password=values[spec.secret.password_key],
+            version=str(meta.get("resourceVersion", "")),
         )

@@ -138,13 +138,7 @@ def remove(ctx: PartContext, removal: Removal) -> None:
         f"deleted connector {names.connector} and its offsets",
         lambda: systems.connect.remove(names.connector),
     )
-    if ctx.creds is None:
-        removal.problem(
-            f"cannot drop replication slot and publication {names.replication_slot}: "
-            f"{ctx.creds_problem or 'no credentials'}; recreate the Secret, "
-            "or set deletionPolicy: Retain to leave them"
-        )
-    else:
+    if ctx.creds is not None:
         source = systems.source(spec, ctx.creds)
         removal.step(
             f"dropped replication slot {names.replication_slot}",
@@ -154,6 +148,13 @@ def remove(ctx: PartContext, removal: Removal) -> None:
             f"dropped publication {names.publication}",
             lambda: source.drop_publication(names.publication),
         )
+    elif ctx.status.get("connector"):
+        removal.problem(
+            f"cannot drop replication slot and publication {names.replication_slot}: "
+            f"{ctx.creds_problem or 'no credentials'}; recreate the Secret, "
+            "or set deletionPolicy: Retain to leave them"
+        )
+    # else no connector was ever recorded: no slot or publication of ours exists.
     if connector_gone:
         removal.step("deleted topics", lambda: systems.kafka.delete_matching(names.owns_topic))
     else:
