@@ -25,12 +25,19 @@ from clientpipelines.manifests import GROUP, PLURAL, VERSION
 from clientpipelines.naming import ClientNames
 from devstack.controlplane import ControlPlane
 from devstack.demo import apply_client, run_pipeline_once, wait_ready
-from devstack.operator import QUIET_SCHEDULE, OperatorProcess, install_crd
+from devstack.operator import (
+    QUIET_SCHEDULE,
+    OperatorProcess,
+    condition,
+    get_pipeline,
+    install_crd,
+)
 from devstack.paths import REPO_ROOT
 from devstack.procs import wait_for
 from devstack.sampledata import SampleData
 from devstack.stack import Stack
 from devstack.wiring import lake_differences, unwire_client, wait_for_cdc
+from tests.argocd_health import health
 from tests.platform_state import topic_names
 
 VALUES = REPO_ROOT / "clients" / "acme-health" / "values.yaml"
@@ -44,7 +51,13 @@ def operator(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[OperatorProcess]:
     install_crd(kube_api)
-    op = OperatorProcess(control_plane, platform, tmp_path_factory.mktemp("e2e-operator"))
+    # One failed run is enough to call the pipeline Degraded here (default 3).
+    op = OperatorProcess(
+        control_plane,
+        platform,
+        tmp_path_factory.mktemp("e2e-operator"),
+        extra_env={"FAILED_RUNS_DEGRADED": "1"},
+    )
     op.start()
     yield op
     op.stop()
@@ -103,8 +116,18 @@ def test_two_clients_onboard_publish_refuse_bad_data_and_clean_up(
         # A second batch of changes: equal again, nothing duplicated.
         SampleData(platform).apply_changes(a, count=200, seed=5)
         wait_for_cdc(platform, a)
+        first_run = last_run(kube_api, namespace, a)["job"]
         assert run_pipeline_once(kube_api, control_plane.kubeconfig, a, namespace) == 0
         equal(platform, a)
+        good_run = wait_for(
+            "status.lastRun to show the second run",
+            lambda: (
+                (r := last_run(kube_api, namespace, a)).get("phase") == "Succeeded"
+                and r["job"] != first_run
+                and r["job"]
+            ),
+            timeout=60,
+        )
 
         # The clients see neither each other's data nor objects.
         sa, sb = ClientNames(a), ClientNames(b)
@@ -128,6 +151,23 @@ def test_two_clients_onboard_publish_refuse_bad_data_and_clean_up(
             "status.lastRun to show the failed run",
             lambda: last_run(kube_api, namespace, a).get("phase") == "Failed",
             timeout=60,
+        )
+        # The failure is surfaced: a condition, an Event, ArgoCD's health, the last good run.
+        failed_obj = get_pipeline(kube_api, namespace, a)
+        assert failed_obj is not None
+        runs = condition(failed_obj, "LastRunSucceeded")
+        assert runs is not None
+        assert (runs["status"], runs["reason"]) == ("False", "RunsFailing")
+        assert failed_obj["status"]["failedRunsInARow"] == 1
+        assert failed_obj["status"]["lastSuccessfulRun"]["job"] == good_run
+        assert health(failed_obj)["status"] == "Degraded"
+        assert wait_for(
+            "a RunFailed Event",
+            lambda: any(
+                e.reason == "RunFailed" and e.involved_object.name == a
+                for e in client.CoreV1Api(kube_api).list_namespaced_event(namespace).items
+            ),
+            timeout=30,
         )
 
         # Delete with deletionPolicy Delete: nothing outside Kubernetes is left.

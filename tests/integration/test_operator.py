@@ -584,17 +584,23 @@ def test_invalid_resources_are_refused_naming_the_field(
     assert "hunter2" not in refused.value.body
 
 
-def test_source_database_is_immutable(crd: None, kube_api: client.ApiClient) -> None:
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"database": "other"}, "spec.source.postgres.database is immutable"),
+        ({"host": "db2.example"}, "spec.source.postgres.host and port are immutable"),
+        ({"port": 5433}, "spec.source.postgres.host and port are immutable"),
+    ],
+)
+def test_where_the_slot_lives_is_immutable(
+    crd: None, kube_api: client.ApiClient, change: dict[str, Any], message: str
+) -> None:
     source = ClientSource("x", "db.example", 5432, "omop", "public", "u", "p")
     objects = client.CustomObjectsApi(kube_api)
     name = f"imm-{uuid.uuid4().hex[:6]}"
-    objects.create_namespaced_custom_object(
-        GROUP,
-        VERSION,
-        "default",
-        PLURAL,
-        pipeline_body(name, source, secret="s", tables=["provider"], policy="Retain"),
-    )
+    # Delete: an operator running meanwhile may have made its catalogs and branch.
+    body = pipeline_body(name, source, secret="s", tables=["provider"], policy="Delete")
+    objects.create_namespaced_custom_object(GROUP, VERSION, "default", PLURAL, body)
     try:
         with pytest.raises(ApiException) as refused:
             objects.patch_namespaced_custom_object(
@@ -603,9 +609,14 @@ def test_source_database_is_immutable(crd: None, kube_api: client.ApiClient) -> 
                 "default",
                 PLURAL,
                 name,
-                {"spec": {"source": {"postgres": {"database": "other"}}}},
+                {"spec": {"source": {"postgres": change}}},
             )
         assert refused.value.status == 422
-        assert "spec.source.postgres.database is immutable" in refused.value.body
+        assert message in refused.value.body
     finally:
         objects.delete_namespaced_custom_object(GROUP, VERSION, "default", PLURAL, name)
+        wait_for(
+            f"{name} to be gone",
+            lambda: get_pipeline(kube_api, "default", name) is None,
+            timeout=60,
+        )

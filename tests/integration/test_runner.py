@@ -109,9 +109,19 @@ def test_changes_flow_through_to_the_published_tables(
             "update provider set provider_id = 900001 where provider_id = "
             "(select min(provider_id) from provider)"
         )
+        # Verbatim source values outside the expected codes: legitimate per OMOP.
+        conn.execute(
+            "update provider set gender_source_value = 'male' where provider_id ="
+            " (select min(provider_id) from provider)"
+        )
+        conn.execute("update provider set gender_source_value = '' where provider_id = 900001")
     wait_for_cdc(platform, src.client_id)
     second = runner(contract(platform, src))
     assert second.returncode == 0, second.stdout + second.stderr
+    # ...published, with a warning that names what it found.
+    assert "warnings (published anyway" in second.stdout
+    assert "accepted_values_provider_gender_source_value" in second.stdout
+    assert "value_field='male'" in second.stdout
     assert_lake_equals_source(platform, src)
 
     # Nothing new: no build, no commit on main.
@@ -193,6 +203,7 @@ def test_bad_data_fails_a_test_and_main_stays_untouched(
     assert failed.returncode == 1, failed.stdout + failed.stderr
     assert "not published" in failed.stdout
     assert "relationships_provider_care_site_id" in failed.stdout
+    assert "from_field=999999" in failed.stdout  # the dangling key, named
     assert main_hash(endpoints) == head
     assert {t: lake_rows(trino_client, src.client_id, t) for t in TABLES} == published
     # Staging keeps the bad build to inspect.
@@ -229,6 +240,23 @@ def test_a_runner_killed_before_publish_leaves_main_and_the_next_run_publishes(
     assert recovered.returncode == 0, recovered.stdout + recovered.stderr
     assert "broke the lock" in recovered.stdout
     assert_lake_equals_source(platform, src)
+
+
+def test_a_lock_abandoned_before_its_holder_was_written_is_broken(
+    platform: Stack, endpoints: Endpoints, cdc_client: ClientSource
+) -> None:
+    # A run that died between creating the lock branch and committing who holds it.
+    names = ClientNames(cdc_client.client_id)
+    nessie = NessieClient(endpoints.nessie_url)
+    main = nessie.get_reference("main")
+    assert main is not None
+    nessie.create_branch(names.run_lock_branch, main)
+    wait_for_cdc(platform, cdc_client.client_id)
+    result = runner(contract(platform, cdc_client))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "abandoned before it said who held it" in result.stdout
+    assert nessie.get_reference(names.run_lock_branch) is None
+    assert_lake_equals_source(platform, cdc_client)
 
 
 def test_a_second_run_is_refused_while_one_holds_the_client(

@@ -7,27 +7,10 @@ from typing import Any
 
 import pytest
 import yaml
-from lupa import LuaRuntime
 
-from devstack.paths import REPO_ROOT
+from tests.argocd_health import CHECK, health
 
-CHECK = REPO_ROOT / "argocd/resource_customizations/pipelines.promptly.io/ClientPipeline"
 CASES = yaml.safe_load((CHECK / "health_test.yaml").read_text())["tests"]
-
-
-def _to_lua(lua: Any, value: Any) -> Any:
-    if isinstance(value, dict):
-        return lua.table_from({k: _to_lua(lua, v) for k, v in value.items()})
-    if isinstance(value, list):
-        return lua.table_from([_to_lua(lua, v) for v in value])
-    return value
-
-
-def health(obj: dict[str, Any]) -> dict[str, str]:
-    lua = LuaRuntime(unpack_returned_tuples=True)
-    lua.globals().obj = _to_lua(lua, obj)
-    result = lua.execute((CHECK / "health.lua").read_text())
-    return {"status": result["status"], "message": result["message"]}
 
 
 @pytest.mark.parametrize("case", CASES, ids=[Path(c["inputPath"]).stem for c in CASES])

@@ -208,3 +208,49 @@ def test_last_run_phases_and_ordering() -> None:
     assert lastrun.is_newer(failed, running)
     assert lastrun.is_newer(done, failed)
     assert not lastrun.is_newer(running, done)
+
+
+def test_failed_runs_turn_a_condition_then_degrade_and_a_success_resets() -> None:
+    def job(name: str, start: str, **status: Any) -> dict[str, Any]:
+        return {"metadata": {"name": name}, "status": {"startTime": start, **status}}
+
+    def apply(status: dict[str, Any], j: dict[str, Any]) -> tuple[dict[str, Any], list[Any]]:
+        change = lastrun.next_status(status, lastrun.run_of(j), degraded_after=2, now="t")
+        assert change is not None
+        patch, events = change
+        return {**status, **patch}, events
+
+    others = [{"type": "Ready", "status": "True", "reason": "AllPartsReady"}]
+    status: dict[str, Any] = {"conditions": others}
+    status, events = apply(status, job("j1", "2026-01-01T00:00:00Z"))  # running: no verdict
+    assert events == []
+    assert "failedRunsInARow" not in status
+    failed = {"failed": 1, "conditions": [{"type": "Failed", "status": "True", "message": "x"}]}
+    status, events = apply(status, job("j1", "2026-01-01T00:00:00Z", **failed))
+    assert status["failedRunsInARow"] == 1
+    assert [e[1] for e in events] == ["RunFailed"]
+    cond = {c["type"]: c for c in status["conditions"]}
+    assert (cond["LastRunSucceeded"]["status"], cond["LastRunSucceeded"]["reason"]) == (
+        "False",
+        "RunFailed",
+    )
+    assert cond["Ready"]["reason"] == "AllPartsReady"  # the parts' conditions stay
+    # The same Job seen again changes nothing (no second Event, no second count).
+    assert (
+        lastrun.next_status(
+            status,
+            lastrun.run_of(job("j1", "2026-01-01T00:00:00Z", **failed)),
+            degraded_after=2,
+            now="t",
+        )
+        is None
+    )
+    status, _ = apply(status, job("j2", "2026-01-01T00:15:00Z", **failed))
+    cond = {c["type"]: c for c in status["conditions"]}
+    assert (status["failedRunsInARow"], cond["LastRunSucceeded"]["reason"]) == (2, "RunsFailing")
+    done = {"succeeded": 1, "completionTime": "2026-01-01T00:31:00Z"}
+    status, events = apply(status, job("j3", "2026-01-01T00:30:00Z", **done))
+    cond = {c["type"]: c for c in status["conditions"]}
+    assert (status["failedRunsInARow"], cond["LastRunSucceeded"]["status"]) == (0, "True")
+    assert status["lastSuccessfulRun"]["job"] == "j3"
+    assert events == []

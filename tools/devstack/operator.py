@@ -69,7 +69,13 @@ def install_crd(api: client.ApiClient) -> None:
 class OperatorProcess:
     """`python -m clientpipelines.operator` with its log in `log`."""
 
-    def __init__(self, control_plane: ControlPlane, stack: Stack, workdir: Path) -> None:
+    def __init__(
+        self,
+        control_plane: ControlPlane,
+        stack: Stack,
+        workdir: Path,
+        extra_env: dict[str, str] | None = None,
+    ) -> None:
         self.metrics_port = procs.free_port()
         self.liveness_port = procs.free_port()
         self.env = {
@@ -81,6 +87,7 @@ class OperatorProcess:
                 metrics_port=self.metrics_port,
                 liveness_port=self.liveness_port,
             ),
+            **(extra_env or {}),
         }
         self.log = workdir / "operator.log"
         self.pidfile = workdir / "operator.pid"

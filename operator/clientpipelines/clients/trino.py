@@ -63,6 +63,17 @@ class TrinoClient:
         catalog: str | None = None,
         schema: str | None = None,
     ) -> list[tuple[Any, ...]]:
+        return self.query_with_columns(sql, params, catalog=catalog, schema=schema)[1]
+
+    def query_with_columns(
+        self,
+        sql: str,
+        params: Sequence[Any] | None = None,
+        *,
+        catalog: str | None = None,
+        schema: str | None = None,
+    ) -> tuple[list[str], list[tuple[Any, ...]]]:
+        """The rows and their column names."""
         conn = trino.dbapi.connect(  # type: ignore[no-untyped-call]
             host=self.host,
             port=self.port,
@@ -76,7 +87,8 @@ class TrinoClient:
         try:
             cur = conn.cursor()
             cur.execute(sql, params)
-            return [tuple(row) for row in cur.fetchall()]
+            rows = [tuple(row) for row in cur.fetchall()]
+            return [d[0] for d in cur.description or []], rows
         except TrinoUserError as exc:
             raise ServiceError(self.service, f"{exc.error_name}: {exc.message}") from exc
         except (TrinoExternalError, TrinoQueryError) as exc:

@@ -36,7 +36,11 @@ def merge(
     generation: int,
     now: str,
 ) -> list[dict[str, Any]]:
-    """New condition dicts; lastTransitionTime moves only when a status flips."""
+    """New condition dicts; lastTransitionTime moves only when a status flips.
+
+    Conditions of other types (another writer's, e.g. LastRunSucceeded beside the
+    parts') are kept as they were.
+    """
     previous = {c.get("type"): c for c in old or []}
     merged = []
     for cond in new:
@@ -57,7 +61,8 @@ def merge(
                 "observedGeneration": generation,
             }
         )
-    return merged
+    given = {c["type"] for c in merged}
+    return merged + [dict(c) for c in old or [] if c.get("type") not in given]
 
 
 def transitions(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from typing import Any
+from typing import Any, cast
 
 import kopf
 from kubernetes import client, config
@@ -96,8 +96,9 @@ def _reconcile(
         # timer gets may predate the last reconcile's status, and a stale status
         # would make an unchanged pipeline look changed.
         current = kube.get_pipeline(namespace, name)
-        if current is None:
-            return
+        if current is None or current["metadata"].get("deletionTimestamp"):
+            return  # gone, or being deleted: deletion owns it now (a drift check must not
+            # re-create what the cleanup is removing)
         status = dict(current.get("status") or {})
         outcome = reconcile.reconcile(
             systems(),
@@ -112,6 +113,7 @@ def _reconcile(
         )
         if any(status.get(k) != v for k, v in outcome.status.items()):
             kube.patch_pipeline_status(namespace, name, outcome.status)
+        metrics.record_runs(current)
     _post_events(outcome, body)
     if outcome.retry_after is not None and not drift:
         delay = reconcile.retry_delay(outcome.retry_after, retry, backoff=outcome.backoff)
@@ -143,17 +145,20 @@ def on_delete(
 ) -> None:
     """Remove (Delete) or keep (Retain) what lives outside Kubernetes."""
     pipeline = parse_spec(str(meta["name"]), str(meta["namespace"]), dict(spec))
+    metrics.forget(pipeline.namespace, pipeline.client_id)
     if not pipeline.deletes_outside_kubernetes:
         kopf.info(body, reason="Retained", message=reconcile.retained(systems(), pipeline))
         return
     try:
-        done = reconcile.cleanup(
-            systems(),
-            pipeline,
-            uid=str(meta["uid"]),
-            status=dict(status),
-            claims=_claims(str(meta["name"]), kwargs),
-        )
+        # Under the object's lock: a reconcile in flight finishes before removal starts.
+        with _lock(str(meta["uid"])):
+            done = reconcile.cleanup(
+                systems(),
+                pipeline,
+                uid=str(meta["uid"]),
+                status=dict(status),
+                claims=_claims(str(meta["name"]), kwargs),
+            )
     except reconcile.CleanupIncomplete as exc:
         kopf.warn(body, reason="CleanupIncomplete", message=str(exc))
         raise kopf.TemporaryError(str(exc), delay=15) from exc
@@ -161,11 +166,28 @@ def on_delete(
 
 
 @kopf.on.event("batch", "v1", "jobs", labels={LABEL_CLIENT: kopf.PRESENT})
-def on_job(body: kopf.Body, type: str | None, **_: Any) -> None:
-    """Mirror the newest pipeline run into its ClientPipeline's status.lastRun."""
+def on_job(body: kopf.Body, meta: kopf.Meta, type: str | None, **_: Any) -> None:
+    """Mirror the newest pipeline run into its ClientPipeline's status; warn on failures."""
     if type == "DELETED":
         return
-    lastrun.record(systems().kubernetes(), dict(body))
+    kube = systems().kubernetes()
+    pipeline = kube.get_pipeline(str(meta["namespace"]), str(meta["labels"][LABEL_CLIENT]))
+    if pipeline is None:
+        return
+    # The same lock as reconciles: both rewrite status.conditions.
+    with _lock(str(pipeline["metadata"]["uid"])):
+        recorded = lastrun.record(
+            kube,
+            dict(body),
+            degraded_after=systems().settings.failed_runs_degraded,
+            now=reconcile.now(),
+        )
+    if recorded is not None:
+        pipeline, events = recorded
+        for kind, reason, message in events:
+            post = kopf.info if kind == "Normal" else kopf.warn
+            post(kopf.Body(cast(kopf.RawBody, pipeline)), reason=reason, message=message)
+        metrics.record_runs(pipeline)
 
 
 @kopf.on.probe(id="services")

@@ -7,6 +7,8 @@ from typing import Any
 
 from clientpipelines.clients.kube import KubeClient
 from clientpipelines.manifests import LABEL_CLIENT
+from clientpipelines.operator import conditions
+from clientpipelines.operator.conditions import Condition
 
 
 def run_of(job: Mapping[str, Any]) -> dict[str, Any]:
@@ -39,14 +41,67 @@ def is_newer(run: Mapping[str, Any], recorded: Mapping[str, Any] | None) -> bool
     return str(run.get("startTime", "")) >= str(recorded.get("startTime", ""))
 
 
-def record(kube: KubeClient, job: Mapping[str, Any]) -> None:
+LAST_RUN_CONDITION = "LastRunSucceeded"
+
+
+def next_status(
+    status: Mapping[str, Any], run: Mapping[str, Any], *, degraded_after: int, now: str
+) -> tuple[dict[str, Any], list[tuple[str, str, str]]] | None:
+    """The status patch and Events a Job's state leads to; None when nothing changes (pure).
+
+    A run that has just finished moves `LastRunSucceeded`, `lastSuccessfulRun` and
+    the count of failed runs in a row; from `degraded_after` failures in a row the
+    reason is `RunsFailing` (ArgoCD shows the pipeline Degraded).
+    """
+    recorded = status.get("lastRun")
+    if not is_newer(run, recorded):
+        return None
+    patch: dict[str, Any] = {"lastRun": dict(run)}
+    events: list[tuple[str, str, str]] = []
+    already = (recorded or {}).get("job") == run["job"] and (recorded or {}).get("phase") == run[
+        "phase"
+    ]
+    if run["phase"] == "Running" or already:
+        return patch, events
+    generation = int(status.get("observedGeneration") or 0)
+    if run["phase"] == "Succeeded":
+        patch["lastSuccessfulRun"] = {
+            k: run[k] for k in ("job", "startTime", "completionTime") if k in run
+        }
+        patch["failedRunsInARow"] = 0
+        cond = Condition(LAST_RUN_CONDITION, True, "RunSucceeded", f"{run['job']} published")
+    else:
+        failures = int(status.get("failedRunsInARow") or 0) + 1
+        patch["failedRunsInARow"] = failures
+        reason = "RunsFailing" if failures >= degraded_after else "RunFailed"
+        message = (
+            f"{failures} run(s) failed in a row; the last, {run['job']}: "
+            f"{run.get('message') or 'failed'} (its log names the failed models and tests)"
+        )
+        cond = Condition(LAST_RUN_CONDITION, False, reason, message)
+        events.append(("Warning", "RunFailed", message))
+    patch["conditions"] = conditions.merge(
+        status.get("conditions"), [cond], generation=generation, now=now
+    )
+    return patch, events
+
+
+def record(
+    kube: KubeClient, job: Mapping[str, Any], *, degraded_after: int, now: str
+) -> tuple[dict[str, Any], list[tuple[str, str, str]]] | None:
+    """Record the Job's run in its ClientPipeline; returns the pipeline and the Events."""
     meta = job["metadata"]
     client_id = (meta.get("labels") or {}).get(LABEL_CLIENT)
     if not client_id:
-        return
+        return None
     pipeline = kube.get_pipeline(meta["namespace"], client_id)
     if pipeline is None:
-        return
-    run = run_of(job)
-    if is_newer(run, (pipeline.get("status") or {}).get("lastRun")):
-        kube.patch_pipeline_status(meta["namespace"], client_id, {"lastRun": run})
+        return None
+    change = next_status(
+        pipeline.get("status") or {}, run_of(job), degraded_after=degraded_after, now=now
+    )
+    if change is None:
+        return None
+    patch, events = change
+    kube.patch_pipeline_status(meta["namespace"], client_id, patch)
+    return {**pipeline, "status": {**(pipeline.get("status") or {}), **patch}}, events

@@ -56,7 +56,7 @@ def retry_delay(base: float, retry: int, *, backoff: bool) -> float:
     return float(min(base * 2 ** min(steps, 8), 300))
 
 
-def _now() -> str:
+def now() -> str:
     return dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
 
 
@@ -87,7 +87,7 @@ def _refused(refusal: Refusal, status: Mapping[str, Any], generation: int) -> Ou
     refused = [Condition("Ready", False, refusal.reason, refusal.message)]
     if refusal.condition:
         refused.append(Condition(refusal.condition, False, refusal.reason, refusal.message))
-    new = conditions.merge(status.get("conditions"), refused, generation=generation, now=_now())
+    new = conditions.merge(status.get("conditions"), refused, generation=generation, now=now())
     events = [("Warning", refusal.reason, refusal.message)]
     if any(
         c.get("status") == "False" and c.get("reason") == refusal.reason
@@ -115,7 +115,7 @@ def reconcile(
         pipeline = parse_spec(name, namespace, spec)
     except InvalidSpec as exc:
         cond = Condition("Ready", False, "InvalidSpec", str(exc))
-        new = conditions.merge(status.get("conditions"), [cond], generation=generation, now=_now())
+        new = conditions.merge(status.get("conditions"), [cond], generation=generation, now=now())
         return Outcome(
             {"observedGeneration": generation, "conditions": new},
             events=[("Warning", "InvalidSpec", str(exc))],
@@ -136,7 +136,7 @@ def reconcile(
     if ctx.creds_problem and not ready.status:
         log.info("%s/%s: %s", namespace, name, ctx.creds_problem)
     new_conditions = conditions.merge(
-        status.get("conditions"), [ready, *part_conditions], generation=generation, now=_now()
+        status.get("conditions"), [ready, *part_conditions], generation=generation, now=now()
     )
     new_status: dict[str, Any] = {"observedGeneration": generation, "conditions": new_conditions}
     for r in results:

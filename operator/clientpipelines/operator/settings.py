@@ -38,6 +38,9 @@ class Settings:
     trino_user: str = "clientpipelines-operator"
     namespaces: tuple[str, ...] = ()  # empty: every namespace
     metrics_port: int = 9090
+    # This many failed runs in a row make LastRunSucceeded's reason RunsFailing
+    # (ArgoCD: Degraded).
+    failed_runs_degraded: int = 3
     peering: str | None = None
 
     @classmethod
@@ -61,5 +64,6 @@ class Settings:
             runner_env_secret=e.get("RUNNER_ENV_SECRET") or None,
             namespaces=namespaces,
             metrics_port=int(e.get("METRICS_PORT", "9090")),
+            failed_runs_degraded=int(e.get("FAILED_RUNS_DEGRADED", "3")),
             peering=e.get("PEERING_NAME") or None,
         )

@@ -7,6 +7,7 @@ import os
 import shutil
 import subprocess
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,28 @@ def _package_hub_unreachable(timeout: float = 3.0) -> str | None:
     except requests.RequestException as exc:
         return f"dbt's package hub {url} is unreachable: {type(exc).__name__}"
     return None
+
+
+@dataclass(frozen=True)
+class NodeOutcome:
+    """A model or test that did not simply pass."""
+
+    resource_type: str
+    name: str
+    status: str  # fail, error, runtime error, warn
+    message: str
+    # A test's query: the rows it returns are the offending ones.
+    compiled_sql: str | None = None
+
+    def describe(self) -> str:
+        return f"{self.resource_type} {self.name}: {self.status} {self.message}".strip()
+
+
+@dataclass
+class BuildResult:
+    passed: int = 0
+    failed: list[NodeOutcome] = field(default_factory=list)
+    warned: list[NodeOutcome] = field(default_factory=list)
 
 
 class DbtProject:
@@ -88,10 +111,8 @@ class DbtProject:
         nodes = list(getattr(result.result, "results", None) or [])
         return bool(result.success), nodes
 
-    def build(
-        self, *, select: str | None, full_refresh: bool, unit_tests: bool
-    ) -> tuple[int, list[str]]:
-        """`dbt build`; returns how many nodes passed and the failing ones."""
+    def build(self, *, select: str | None, full_refresh: bool, unit_tests: bool) -> BuildResult:
+        """`dbt build`: what passed, what failed (blocks publishing), what only warned."""
         args = ["build"]
         if select:
             args += ["--select", select]
@@ -100,15 +121,27 @@ class DbtProject:
         if not unit_tests:
             args += ["--exclude-resource-type", "unit_test"]
         ok, nodes = self.invoke(args)
-        failing = [
-            f"{n.node.resource_type} {n.node.name}: {n.status!s} {n.message or ''}".strip()
-            for n in nodes
-            if str(n.status) in ("fail", "error", "runtime error")
-        ]
-        if not ok and not failing:
-            failing = ["dbt build failed before running any node (see the output above)"]
-        passed = sum(1 for n in nodes if str(n.status) in ("pass", "success"))
-        return passed, failing
+        result = BuildResult()
+        for n in nodes:
+            status = str(n.status)
+            if status in ("pass", "success"):
+                result.passed += 1
+                continue
+            if status not in ("fail", "error", "runtime error", "warn"):
+                continue  # skipped
+            outcome = NodeOutcome(
+                str(n.node.resource_type),
+                n.node.name,
+                status,
+                str(n.message or ""),
+                getattr(n.node, "compiled_code", None) if n.node.resource_type == "test" else None,
+            )
+            (result.warned if status == "warn" else result.failed).append(outcome)
+        if not ok and not result.failed:
+            result.failed.append(
+                NodeOutcome("dbt", "build", "error", "failed before running any node (see above)")
+            )
+        return result
 
     def elementary_setup(self) -> None:
         self.invoke(["run", "--select", ELEMENTARY])

@@ -11,6 +11,8 @@ from typing import Any
 from clientpipelines.clients.errors import Conflict
 from clientpipelines.clients.nessie import NessieClient, Reference
 
+HOLDER_GRACE_SECONDS = 10.0
+
 
 class LockHeld(Exception):
     """Another run holds the client (and its lock has not expired)."""
@@ -51,19 +53,35 @@ def run_lock(
             nessie.delete_branch(current)
 
 
+def _holder(nessie: NessieClient, name: str) -> tuple[Reference | None, dict[str, Any]]:
+    """The lock branch and what its commit says of its holder (empty: nothing yet)."""
+    held = nessie.get_reference(name)
+    if held is None:
+        return None, {}
+    for commit in nessie.log(name, limit=1):
+        try:
+            holder = json.loads(commit.message)
+        except ValueError:
+            return held, {}  # main's commit: the branch was created, never committed to
+        if isinstance(holder, dict) and "run_id" in holder:
+            return held, holder
+    return held, {}
+
+
 def _break_stale(
     nessie: NessieClient, name: str, *, break_lock: bool, say: Callable[[str], None]
 ) -> None:
-    held = nessie.get_reference(name)
+    held, holder = _holder(nessie, name)
+    # A run says who holds the lock a moment after creating it; a lock that says
+    # nothing for HOLDER_GRACE_SECONDS was left by a run that died in between.
+    deadline = time.monotonic() + HOLDER_GRACE_SECONDS
+    while held is not None and not holder and time.monotonic() < deadline:
+        time.sleep(0.5)
+        held, holder = _holder(nessie, name)
     if held is None:
         return
-    holder: dict[str, Any] = {}
-    for commit in nessie.log(name, limit=1):
-        try:
-            holder = dict(json.loads(commit.message))
-        except ValueError:
-            holder = {}
-    expired = float(holder.get("expires", float("inf"))) < time.time()
+    abandoned = not holder
+    expired = abandoned or float(holder.get("expires", float("inf"))) < time.time()
     if not (expired or break_lock):
         until = (
             time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(holder["expires"]))
@@ -76,5 +94,6 @@ def _break_stale(
             "if no run is in progress, rerun with --break-lock"
         )
     nessie.delete_branch(held)
-    why = "expired" if expired else "--break-lock"
+    why = "abandoned before it said who held it" if abandoned else "expired"
+    why = why if expired else "--break-lock"
     say(f"broke the lock of run {holder.get('run_id', '?')} ({why})")

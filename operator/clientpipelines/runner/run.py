@@ -23,7 +23,7 @@ from clientpipelines.clients.nessie import NessieClient, Reference
 from clientpipelines.clients.trino import TrinoClient
 from clientpipelines.naming import MAIN_BRANCH
 from clientpipelines.runconfig import RunConfig
-from clientpipelines.runner.dbt import DbtProject
+from clientpipelines.runner.dbt import DbtProject, NodeOutcome
 from clientpipelines.runner.lock import LockHeld, run_lock
 from clientpipelines.runner.watermark import RebuildNeeded, new_changes
 
@@ -41,6 +41,9 @@ OUTCOMES = {
     EXIT_UNAVAILABLE: "service unavailable",
 }
 STEPS = 6
+SAMPLE_ROWS = 5  # offending rows shown per failed or warned test
+# What dbt's generic tests name their result columns (the offending key or value).
+SHOWN_COLUMNS = frozenset({"from_field", "unique_field", "value_field", "n_records"})
 T = TypeVar("T")
 
 
@@ -124,6 +127,24 @@ class Run:
             self.summary.append(f"{exc}: full refresh")
             return None
 
+    def describe(self, node: NodeOutcome) -> str:
+        """A node's outcome, and for a test the first rows it found (their keys and values)."""
+        line = node.describe()
+        if not node.compiled_sql:
+            return line
+        try:
+            # The test's own query (dbt compiled it against staging) returns the offenders.
+            columns, rows = self.trino.query_with_columns(
+                f"select * from (\n{node.compiled_sql}\n) as offending limit {SAMPLE_ROWS}"  # noqa: S608
+            )
+        except ServiceError as exc:
+            return f"{line} (its rows could not be read: {exc})"
+        # Keys and the tested value only: these are patients' records, and logs are
+        # read by more people than the lake.
+        keep = [i for i, c in enumerate(columns) if c.endswith("_id") or c in SHOWN_COLUMNS]
+        shown = "; ".join(", ".join(f"{columns[i]}={row[i]!r}" for i in keep) for row in rows)
+        return f"{line}; rows: {shown}" if shown else line
+
     def publish(self) -> Reference:
         """Merge staging into main. Only called when every model and test passed."""
         staging = self.nessie.get_reference(self.names.staging_branch)
@@ -166,13 +187,22 @@ class Run:
                 self.step("Elementary setup", project.elementary_setup)
             else:
                 self.step_no += 1
-            passed, failing = self.step(
+            built = self.step(
                 f"dbt build on {self.names.staging_catalog}",
                 lambda: project.build(
                     select=c.dbt_select, full_refresh=self.full_refresh, unit_tests=o.unit_tests
                 ),
             )
-            self.summary.append(f"dbt build: {passed} passed, {len(failing)} failed")
+            failing = [self.describe(n) for n in built.failed]
+            self.summary.append(
+                f"dbt build: {built.passed} passed, {len(built.failed)} failed, "
+                f"{len(built.warned)} warned"
+            )
+            if built.warned:
+                # Expectations on source values (any text, per OMOP): reported, not blocking.
+                _say("warnings (published anyway; see the Elementary report where installed):")
+                for node in built.warned:
+                    _say(f"  - {self.describe(node)}")
             if elementary:
                 report = self.step(
                     "Elementary report", lambda: project.elementary_report(c.client_id, o.run_id)

@@ -1,6 +1,8 @@
 -- ArgoCD health of a ClientPipeline, from the conditions the operator reports.
 -- Healthy: Ready=True for the current generation. Progressing: the operator has
--- not caught up yet, or a part is still starting. Degraded: any other False.
+-- not caught up yet, or a part is still starting. Degraded: any other False, or
+-- runs failing in a row (LastRunSucceeded=False, reason RunsFailing: the operator's
+-- FAILED_RUNS_DEGRADED, chart value failedRunsDegraded, sets how many).
 local hs = {}
 local starting = {ConnectorStarting = true, ConnectorRestarting = true}
 
@@ -17,10 +19,13 @@ if obj.metadata.generation ~= nil and obj.status.observedGeneration ~= nil
 end
 
 local ready = nil
+local runs = nil
 local failing = {}
 for _, c in ipairs(obj.status.conditions) do
   if c.type == "Ready" then
     ready = c
+  elseif c.type == "LastRunSucceeded" then
+    runs = c
   elseif c.status == "False" then
     table.insert(failing, c)
   end
@@ -28,6 +33,12 @@ end
 if ready == nil then
   hs.status = "Progressing"
   hs.message = "Waiting for the Ready condition"
+  return hs
+end
+if ready.status == "True" and runs ~= nil and runs.status == "False"
+    and runs.reason == "RunsFailing" then
+  hs.status = "Degraded"
+  hs.message = runs.message or runs.reason
   return hs
 end
 if ready.status == "True" then
