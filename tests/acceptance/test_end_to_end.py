@@ -9,10 +9,13 @@ with the sources row by row; bad data refused; deletion cleans up.
 from __future__ import annotations
 
 import contextlib
+import http.server
+import json
+import threading
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import psycopg
 import pytest
@@ -43,11 +46,36 @@ from tests.platform_state import topic_names
 VALUES = REPO_ROOT / "clients" / "acme-health" / "values.yaml"
 
 
+class Receiver(http.server.BaseHTTPRequestHandler):
+    """A webhook receiver that keeps what it was sent."""
+
+    received: ClassVar[list[dict[str, Any]]] = []
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        self.received.append(json.loads(body))
+        self.send_response(200)
+        self.end_headers()
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture(scope="module")
+def webhook() -> Iterator[str]:
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Receiver)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/hooks/T000/secret-token"
+    server.shutdown()
+
+
 @pytest.fixture(scope="module")
 def operator(
     control_plane: ControlPlane,
     platform: Stack,
     kube_api: client.ApiClient,
+    webhook: str,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[OperatorProcess]:
     install_crd(kube_api)
@@ -56,7 +84,7 @@ def operator(
         control_plane,
         platform,
         tmp_path_factory.mktemp("e2e-operator"),
-        extra_env={"FAILED_RUNS_DEGRADED": "1"},
+        extra_env={"FAILED_RUNS_DEGRADED": "1", "NOTIFY_WEBHOOK_URL": webhook},
     )
     op.start()
     yield op
@@ -169,6 +197,15 @@ def test_two_clients_onboard_publish_refuse_bad_data_and_clean_up(
             ),
             timeout=30,
         )
+        notified = wait_for(
+            "the webhook to be told",
+            lambda: [r for r in Receiver.received if r.get("client") == a],
+            timeout=30,
+        )
+        assert [r["event"] for r in notified] == ["RunFailed"]
+        assert notified[0]["failedRunsInARow"] == 1
+        assert a in notified[0]["text"]
+        assert "secret-token" not in operator.log.read_text()  # the URL is never logged
 
         # Delete with deletionPolicy Delete: nothing outside Kubernetes is left.
         client.CustomObjectsApi(kube_api).delete_namespaced_custom_object(

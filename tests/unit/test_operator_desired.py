@@ -5,7 +5,7 @@ from typing import Any
 
 import pytest
 
-from clientpipelines.operator import conditions, desired, lastrun, policy
+from clientpipelines.operator import conditions, desired, lastrun, notify, policy
 from clientpipelines.operator.conditions import Condition
 from clientpipelines.operator.settings import Settings
 from clientpipelines.operator.spec import InvalidSpec, PipelineSpec, SecretRef, parse_spec
@@ -254,3 +254,18 @@ def test_failed_runs_turn_a_condition_then_degrade_and_a_success_resets() -> Non
     assert (status["failedRunsInARow"], cond["LastRunSucceeded"]["status"]) == (0, "True")
     assert status["lastSuccessfulRun"]["job"] == "j3"
     assert events == []
+
+
+def test_a_failed_run_notification_is_slack_compatible_and_routable() -> None:
+    pipeline = {
+        "metadata": {"namespace": "clients", "name": "acme-health"},
+        "status": {"lastRun": {"job": "j2"}, "failedRunsInARow": 2},
+    }
+    payload = notify.failed_run_payload(pipeline, "2 run(s) failed in a row")
+    assert payload["text"].startswith("Pipeline run failed for client clients/acme-health")
+    assert (payload["event"], payload["client"], payload["job"]) == (
+        "RunFailed",
+        "acme-health",
+        "j2",
+    )
+    assert payload["failedRunsInARow"] == 2

@@ -11,7 +11,7 @@ import kopf
 from kubernetes import client, config
 
 from clientpipelines.manifests import GROUP, LABEL_CLIENT, PLURAL, VERSION
-from clientpipelines.operator import lastrun, metrics, reconcile
+from clientpipelines.operator import lastrun, metrics, notify, reconcile
 from clientpipelines.operator.policy import Claim
 from clientpipelines.operator.settings import Settings
 from clientpipelines.operator.spec import parse_spec
@@ -187,6 +187,8 @@ def on_job(body: kopf.Body, meta: kopf.Meta, type: str | None, **_: Any) -> None
         for kind, reason, message in events:
             post = kopf.info if kind == "Normal" else kopf.warn
             post(kopf.Body(cast(kopf.RawBody, pipeline)), reason=reason, message=message)
+            if reason == "RunFailed":
+                notify.run_failed(systems().settings, pipeline, message)
         metrics.record_runs(pipeline)
 
 

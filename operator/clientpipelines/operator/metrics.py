@@ -20,6 +20,9 @@ WRITES = Counter(
 )
 
 
+NOTIFICATIONS = Counter(
+    "clientpipelines_notifications_total", "Failed-run notifications to the webhook", ["result"]
+)
 LAST_SUCCESS = Gauge(
     "clientpipelines_last_successful_run_timestamp_seconds",
     "When the pipeline's last successful run finished (time() minus it: freshness)",

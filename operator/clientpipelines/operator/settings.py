@@ -41,6 +41,9 @@ class Settings:
     # This many failed runs in a row make LastRunSucceeded's reason RunsFailing
     # (ArgoCD: Degraded).
     failed_runs_degraded: int = 3
+    # Where failed runs are announced (a Slack incoming webhook or any JSON
+    # receiver); it holds a token, so it comes from a Secret and is never logged.
+    notify_webhook_url: str | None = field(default=None, repr=False)
     peering: str | None = None
 
     @classmethod
@@ -65,5 +68,6 @@ class Settings:
             namespaces=namespaces,
             metrics_port=int(e.get("METRICS_PORT", "9090")),
             failed_runs_degraded=int(e.get("FAILED_RUNS_DEGRADED", "3")),
+            notify_webhook_url=e.get("NOTIFY_WEBHOOK_URL") or None,
             peering=e.get("PEERING_NAME") or None,
         )
