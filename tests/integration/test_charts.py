@@ -97,7 +97,7 @@ def test_every_chart_scenario_lints_renders_and_passes_server_side_dry_run(
     helm("lint", "--strict", str(path), "-f", str(path / "ci" / values))
     namespace = f"dry-{uuid.uuid4().hex[:6]}"
     kubectl(control_plane.kubeconfig, "create", "namespace", namespace)
-    for ns in ("clients-a", "clients-b"):
+    for ns in ("clients", "clients-a", "clients-b"):  # the scenarios' client namespaces
         kubectl(control_plane.kubeconfig, "create", "namespace", ns)
     rendered = helm(
         "template", "release", str(path), "-n", namespace, "-f", str(path / "ci" / values)
@@ -198,6 +198,46 @@ def test_operator_chart_installs_and_grants_only_what_the_operator_uses(
             ns,
         )
     helm("uninstall", "cpo", "-n", namespace, kubeconfig=control_plane.kubeconfig)
+
+
+def test_a_cluster_wide_install_reads_secrets_only_in_client_namespaces(
+    crds: None, control_plane: ControlPlane, kube_api: client.ApiClient
+) -> None:
+    namespace, clients, other = (f"{p}-{uuid.uuid4().hex[:6]}" for p in ("opw", "cl", "other"))
+    for ns in (clients, other):
+        kubectl(control_plane.kubeconfig, "create", "namespace", ns)
+    helm(
+        "install",
+        "cpw",
+        str(CHARTS / "clientpipeline-operator"),
+        "-n",
+        namespace,
+        "--create-namespace",
+        "--set",
+        f"clientNamespaces={{{clients}}}",
+        kubeconfig=control_plane.kubeconfig,
+    )
+    try:
+        sa = f"system:serviceaccount:{namespace}:cpw-clientpipeline-operator"
+        # It watches every namespace...
+        assert _can(kube_api, sa, "watch", "clientpipelines", group="pipelines.promptly.io")
+        assert _can(kube_api, sa, "create", "cronjobs", group="batch", namespace=other)
+        # ...and reads a Secret only where clients' Secrets live.
+        assert _can(kube_api, sa, "get", "secrets", namespace=clients)
+        assert not _can(kube_api, sa, "get", "secrets", namespace=other)
+        assert not _can(kube_api, sa, "get", "secrets", namespace="kube-system")
+        assert not _can(kube_api, sa, "get", "secrets")  # not cluster-wide
+        assert not _can(kube_api, sa, "list", "secrets", namespace=clients)
+        # Runner pods there reach DNS and the platform only.
+        policy = client.NetworkingV1Api(kube_api).read_namespaced_network_policy(
+            "cpw-clientpipeline-operator-runner", clients
+        )
+        assert policy.spec.policy_types == ["Ingress", "Egress"]
+        assert policy.spec.pod_selector.match_labels == {
+            "app.kubernetes.io/managed-by": "clientpipelines-operator"
+        }
+    finally:
+        helm("uninstall", "cpw", "-n", namespace, kubeconfig=control_plane.kubeconfig)
 
 
 ARGOCD_CRDS = REPO_ROOT.parent / "shared" / "crds" / "argocd"

@@ -42,7 +42,21 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) }}
 {{- end }}
 
-{{/* The RBAC rules the operator needs in the namespaces it watches. */}}
+{{/* Where ClientPipelines, their Secrets and runs live: the watched namespaces, or
+in a cluster-wide install the listed client namespaces. */}}
+{{- define "cpo.clientNamespaces" -}}
+{{- if .Values.watchNamespaces }}{{ toJson .Values.watchNamespaces }}{{ else }}{{ toJson .Values.clientNamespaces }}{{ end }}
+{{- end }}
+
+{{/* The credentials Secret each ClientPipeline names: read, never listed; granted
+per namespace only, never cluster-wide. */}}
+{{- define "cpo.secretRules" -}}
+- apiGroups: [""]
+  resources: [secrets]
+  verbs: [get]
+{{- end }}
+
+{{/* The RBAC rules the operator needs in the namespaces it watches (Secrets apart). */}}
 {{- define "cpo.rules" -}}
 - apiGroups: [pipelines.promptly.io]
   resources: [clientpipelines]
@@ -50,10 +64,6 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 - apiGroups: [pipelines.promptly.io]
   resources: [clientpipelines/status]
   verbs: [get, patch, update]
-# The credentials Secret each ClientPipeline names: read, never listed.
-- apiGroups: [""]
-  resources: [secrets]
-  verbs: [get]
 # Deleted by deletionPolicy Delete before the other parts, so no run writes while
 # they go (its Jobs follow through the garbage collector).
 - apiGroups: [batch]
