@@ -14,7 +14,7 @@ from collections.abc import Iterator
 import psycopg
 import pytest
 
-from clientpipelines.clients.nessie import NessieClient
+from clientpipelines.clients.nessie import NessieClient, Reference
 from clientpipelines.clients.trino import TrinoClient
 from clientpipelines.naming import ClientNames
 from clientpipelines.runconfig import RunConfig
@@ -242,15 +242,20 @@ def test_a_runner_killed_before_publish_leaves_main_and_the_next_run_publishes(
     assert_lake_equals_source(platform, src)
 
 
+def lock_branch(endpoints: Endpoints, src: ClientSource) -> tuple[NessieClient, Reference]:
+    """The client's run-lock branch, created from main as a run creates it."""
+    nessie = NessieClient(endpoints.nessie_url)
+    main = nessie.get_reference("main")
+    assert main is not None
+    return nessie, nessie.create_branch(ClientNames(src.client_id).run_lock_branch, main)
+
+
 def test_a_lock_abandoned_before_its_holder_was_written_is_broken(
     platform: Stack, endpoints: Endpoints, cdc_client: ClientSource
 ) -> None:
     # A run that died between creating the lock branch and committing who holds it.
+    nessie, _ = lock_branch(endpoints, cdc_client)
     names = ClientNames(cdc_client.client_id)
-    nessie = NessieClient(endpoints.nessie_url)
-    main = nessie.get_reference("main")
-    assert main is not None
-    nessie.create_branch(names.run_lock_branch, main)
     wait_for_cdc(platform, cdc_client.client_id)
     result = runner(contract(platform, cdc_client))
     assert result.returncode == 0, result.stdout + result.stderr
@@ -263,10 +268,7 @@ def test_a_second_run_is_refused_while_one_holds_the_client(
     platform: Stack, endpoints: Endpoints, cdc_client: ClientSource
 ) -> None:
     names = ClientNames(cdc_client.client_id)
-    nessie = NessieClient(endpoints.nessie_url)
-    main = nessie.get_reference("main")
-    assert main is not None
-    lock = nessie.create_branch(names.run_lock_branch, main)
+    nessie, lock = lock_branch(endpoints, cdc_client)
     nessie.commit_namespace(
         lock, "run-lock", json.dumps({"run_id": "other", "expires": time.time() + 600})
     )
