@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 from typing import Any
 
 import pytest
@@ -147,6 +148,13 @@ def test_the_runner_image_is_the_platforms_unless_an_allowed_one_is_named() -> N
         refused = policy.refusal(spec(transform__image=foreign), SETTINGS, uid="u", claims=())
         assert refused is not None
         assert (refused.reason, refused.condition) == ("ImageNotAllowed", "ScheduleReady")
+
+
+def test_without_a_platform_image_a_pipeline_must_name_one() -> None:
+    unset = dataclasses.replace(SETTINGS, runner_image=None)
+    refused = policy.refusal(spec(), unset, uid="u", claims=())
+    assert refused is not None
+    assert refused.reason == "NoRunnerImage"
 
 
 def test_a_client_id_belongs_to_its_oldest_pipeline() -> None:

@@ -52,18 +52,18 @@ def refusal(
             f"client id {spec.client_id} is taken by ClientPipeline {first.namespace}/"
             f"{first.name}; choose another name (every derived name would be shared)",
         )
+    if settings.runner_image is None and spec.image is None:
+        return Refusal(
+            "NoRunnerImage",
+            "spec.transform.image is not set and the operator has no RUNNER_IMAGE",
+            "ScheduleReady",
+        )
     if desired.runner_image(spec, settings) is None:
         allowed = ", ".join(settings.allowed_images) or "none besides the default"
         return Refusal(
             "ImageNotAllowed",
             f"spec.transform.image {spec.image!r} is not allowed (operator setting "
             f"ALLOWED_RUNNER_IMAGES: {allowed}); leave it out for the platform's runner image",
-            "ScheduleReady",
-        )
-    if settings.runner_image is None and spec.image is None:
-        return Refusal(
-            "NoRunnerImage",
-            "spec.transform.image is not set and the operator has no RUNNER_IMAGE",
             "ScheduleReady",
         )
     return None
