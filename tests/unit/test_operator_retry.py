@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from clientpipelines.clients.errors import Conflict, ServiceError, ServiceUnavailable
-from clientpipelines.operator.parts import PARTS, PartResult, Removal, guarded
+from clientpipelines.operator.parts import PARTS, Part, PartResult, Removal, guarded, remove_all
 from clientpipelines.operator.reconcile import CONVERGING_POLLS, retry_delay
 from clientpipelines.operator.systems import SecretMissing
 
@@ -60,6 +60,27 @@ def test_removal_goes_on_past_a_failed_step_and_reports_it() -> None:
     assert removal.step("deleted topics", lambda: ["t1", "t2"])
     assert removal.done == ["dropped catalog b", "deleted topics t1, t2"]
     assert removal.problems == ["dropped catalog a: trino: down"]
+
+
+def test_removal_stops_runs_first_and_deletes_topics_last() -> None:
+    order = [p.name for p in sorted(PARTS, key=lambda p: p.removal_rank)]
+    assert order == ["cronjob", "branch", "catalogs", "connector"]
+    seen: list[str] = []
+
+    def part(name: str, *, fails: bool = False, gate: bool = False) -> Part:
+        def remove(_: object, removal: Removal) -> None:
+            seen.append(name)
+            if fails:
+                removal.problem(f"{name} not gone yet")
+
+        return Part(name, name, lambda _: PartResult(True, "x"), remove, gate=gate)
+
+    # A gate that is not gone holds the rest back; any other problem does not.
+    removal = remove_all(None, [part("runs", fails=True, gate=True), part("rest")])  # type: ignore[arg-type]
+    assert (seen, removal.problems) == (["runs"], ["runs not gone yet"])
+    seen.clear()
+    remove_all(None, [part("a", fails=True), part("b")])  # type: ignore[arg-type]
+    assert seen == ["a", "b"]
 
 
 def test_each_part_reports_its_own_condition_once() -> None:

@@ -106,12 +106,13 @@ class KubeClient:
         )
 
     def delete_cronjob(self, namespace: str, name: str) -> bool:
-        """Delete the CronJob and, in the background, its Jobs; False if it was gone."""
+        """Delete the CronJob once its Jobs and their Pods are gone (foreground); False if
+        it was gone already."""
         batch = client.BatchV1Api(self.api)
         return self._call(
             f"deleting CronJob {name}",
             lambda: bool(
-                batch.delete_namespaced_cron_job(name, namespace, propagation_policy="Background")
+                batch.delete_namespaced_cron_job(name, namespace, propagation_policy="Foreground")
                 or True
             ),
             missing=False,

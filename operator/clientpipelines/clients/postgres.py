@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import psycopg
@@ -44,9 +46,23 @@ class SourcePostgres:
             # The message may quote the DSN; report the class of failure only.
             raise ServiceUnavailable(self.service, f"cannot connect: {type(exc).__name__}") from exc
 
+    @contextmanager
+    def _session(self) -> Iterator[psycopg.Connection[tuple[object, ...]]]:
+        """A connection whose errors are ours: a dropped connection is unavailability,
+        anything else (a race with a connector, a missing privilege) a refusal."""
+        try:
+            with self._connect() as conn:
+                yield conn
+        except psycopg.OperationalError as exc:
+            raise ServiceUnavailable(self.service, type(exc).__name__) from exc
+        except psycopg.Error as exc:
+            raise ServiceError(
+                self.service, f"{type(exc).__name__}: {exc.diag.message_primary}"
+            ) from exc
+
     def slot_active(self, slot: str) -> bool | None:
         """None if the slot does not exist, else whether a walsender holds it."""
-        with self._connect() as conn:
+        with self._session() as conn:
             row = conn.execute(
                 "select active from pg_replication_slots where slot_name = %s", (slot,)
             ).fetchone()
@@ -64,7 +80,7 @@ class SourcePostgres:
             if time.monotonic() > deadline:
                 raise ServiceError(self.service, f"replication slot {slot} is still in use")
             time.sleep(0.5)
-        with self._connect() as conn:
+        with self._session() as conn:
             try:
                 conn.execute("select pg_drop_replication_slot(%s)", (slot,))
             except psycopg.errors.UndefinedObject:
@@ -72,7 +88,7 @@ class SourcePostgres:
         return True
 
     def drop_publication(self, publication: str) -> bool:
-        with self._connect() as conn:
+        with self._session() as conn:
             exists = conn.execute(
                 "select 1 from pg_publication where pubname = %s", (publication,)
             ).fetchone()

@@ -14,7 +14,7 @@ from clientpipelines.manifests import GROUP, LABEL_CLIENT, PLURAL, VERSION
 from clientpipelines.operator import lastrun, metrics, notify, reconcile
 from clientpipelines.operator.policy import Claim
 from clientpipelines.operator.settings import Settings
-from clientpipelines.operator.spec import parse_spec
+from clientpipelines.operator.spec import InvalidSpec, parse_spec
 from clientpipelines.operator.systems import Systems
 
 log = logging.getLogger(__name__)
@@ -144,7 +144,12 @@ def on_delete(
     body: kopf.Body, spec: kopf.Spec, meta: kopf.Meta, status: kopf.Status, **kwargs: Any
 ) -> None:
     """Remove (Delete) or keep (Retain) what lives outside Kubernetes."""
-    pipeline = parse_spec(str(meta["name"]), str(meta["namespace"]), dict(spec))
+    try:
+        pipeline = parse_spec(str(meta["name"]), str(meta["namespace"]), dict(spec))
+    except InvalidSpec as exc:
+        # A spec that never could be read never made anything: let it go.
+        kopf.warn(body, reason="InvalidSpec", message=f"deleted without cleanup: {exc}")
+        return
     metrics.forget(pipeline.namespace, pipeline.client_id)
     if not pipeline.deletes_outside_kubernetes:
         kopf.info(body, reason="Retained", message=reconcile.retained(systems(), pipeline))

@@ -48,8 +48,9 @@ def run_lock(
     try:
         yield
     finally:
-        current = nessie.get_reference(name)
-        if current is not None:
+        # Only our own lock: after a --break-lock another run may hold it now.
+        current, holder = _holder(nessie, name)
+        if current is not None and holder.get("run_id") == run_id:
             nessie.delete_branch(current)
 
 

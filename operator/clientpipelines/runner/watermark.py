@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from clientpipelines.clients.errors import ServiceError
+from clientpipelines.clients.errors import ServiceError, ServiceUnavailable
 from clientpipelines.clients.trino import TrinoClient
 from clientpipelines.runconfig import RunConfig
 
@@ -57,7 +57,11 @@ def new_changes(trino: TrinoClient, config: RunConfig, say: Callable[[str], None
                 " max_by(change_lsn, _partition_offset),"
                 f" max_by(change_ts_ms, _partition_offset) from {changes} group by 1"
             )
+        except ServiceUnavailable:
+            raise  # the run fails and is retried; a rebuild is never a guess
         except ServiceError as exc:
+            if not any(e in str(exc) for e in ("TABLE_NOT_FOUND", "SCHEMA_NOT_FOUND")):
+                raise
             raise RebuildNeeded(f"{table}: no change log to continue from") from exc
         topic = f'{names.cdc_catalog}.default."{config.topic(table)}"'
         # One statement: the new messages' count, and what the topic holds at each

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
-from clientpipelines.clients.errors import ServiceError
+from clientpipelines.clients.errors import ServiceError, ServiceUnavailable
 from clientpipelines.operator import desired
 from clientpipelines.operator.parts.base import PartContext, PartResult, Removal
 
@@ -42,6 +43,10 @@ def ensure(ctx: PartContext) -> PartResult:
     )
 
 
+# How long one removal pass waits for runs to stop before it retries later.
+STOP_WAIT_SECONDS = 20.0
+
+
 def remove(ctx: PartContext, removal: Removal) -> None:
     """Delete the CronJob first, so no run is writing while the other parts go.
 
@@ -54,8 +59,20 @@ def remove(ctx: PartContext, removal: Removal) -> None:
         kube = ctx.systems.kubernetes()
         live = kube.get_cronjob(spec.namespace, name)
         if live is None or not _owned(live, ctx):
-            return False  # someone else's CronJob of that name is not ours to delete
-        return kube.delete_cronjob(spec.namespace, name)
+            return False  # gone, or someone else's CronJob of that name: not ours
+        if not live["metadata"].get("deletionTimestamp"):
+            kube.delete_cronjob(spec.namespace, name)
+        # Foreground deletion: the CronJob stays until its Jobs and their Pods are
+        # gone (a run gets its grace period to stop). Until then the other parts
+        # wait: a run still writing must not see its branch go, nor make it again.
+        deadline = time.monotonic() + STOP_WAIT_SECONDS
+        while kube.get_cronjob(spec.namespace, name) is not None:
+            if time.monotonic() > deadline:
+                raise ServiceUnavailable(
+                    "kubernetes", f"waiting for the runs of CronJob {name} to stop"
+                )
+            time.sleep(0.5)
+        return True
 
     removal.step(f"deleted CronJob {name} and its runs", delete)
 
