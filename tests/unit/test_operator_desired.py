@@ -261,6 +261,7 @@ def test_failed_runs_turn_a_condition_then_degrade_and_a_success_resets() -> Non
     cond = {c["type"]: c for c in status["conditions"]}
     assert (status["failedRunsInARow"], cond["LastRunSucceeded"]["status"]) == (0, "True")
     assert status["lastSuccessfulRun"]["job"] == "j3"
+    assert status["lastRun"]["message"] is None  # the failure's message is cleared
     assert events == []
 
 

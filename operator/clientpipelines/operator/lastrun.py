@@ -56,7 +56,9 @@ def next_status(
     recorded = status.get("lastRun")
     if not is_newer(run, recorded):
         return None
-    patch: dict[str, Any] = {"lastRun": dict(run)}
+    # "message": None removes an earlier run's failure message (a merge patch keeps
+    # whatever it does not name).
+    patch: dict[str, Any] = {"lastRun": {"message": None, **run}}
     events: list[tuple[str, str, str]] = []
     already = (recorded or {}).get("job") == run["job"] and (recorded or {}).get("phase") == run[
         "phase"
