@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from kafka.admin import KafkaAdminClient
+from kafka.admin import ConfigResource, ConfigResourceType, KafkaAdminClient
 
 from clientpipelines.clients.kafka_connect import KafkaConnectClient
 from clientpipelines.clients.nessie import NessieClient
@@ -24,6 +24,18 @@ def topic_names(bootstrap: str) -> list[str]:
         return sorted(admin.list_topics())
     finally:
         admin.close()
+
+
+def topic_retention_ms(bootstrap: str, topics: list[str]) -> dict[str, str]:
+    """Each topic's retention.ms as the broker applies it."""
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="clientpipelines-tests")
+    try:
+        described = admin.describe_configs(
+            [ConfigResource(ConfigResourceType.TOPIC, t, {"retention.ms": None}) for t in topics]
+        )
+    finally:
+        admin.close()
+    return {t: str(c["retention.ms"]["value"]) for t, c in described["topic"].items()}
 
 
 def leftovers(endpoints: Endpoints) -> dict[str, list[str]]:

@@ -35,7 +35,7 @@ from devstack.procs import wait_for
 from devstack.sampledata import ClientSource, SampleData
 from devstack.stack import Endpoints, Stack
 from devstack.wiring import unwire_client
-from tests.platform_state import connector_names, topic_names
+from tests.platform_state import connector_names, topic_names, topic_retention_ms
 
 
 @pytest.fixture(scope="module")
@@ -296,7 +296,12 @@ def test_delete_with_delete_policy_removes_everything_outside_kubernetes(
     wait_ready(kube_api, namespace, c.id)
     assert slot_and_publication(endpoints, c) == (True, True)
     wait_for("the snapshot to reach Kafka", lambda: provider_events(services, c) == 40)
-    assert len(client_topics(endpoints, c)) == 3  # two tables and the heartbeat
+    topics = client_topics(endpoints, c)
+    assert len(topics) == 3  # two tables and the heartbeat
+    # Kafka Connect made them with the connector's retention: data for ever.
+    assert topic_retention_ms(endpoints.kafka_bootstrap, topics) == {
+        t: "86400000" if t == c.names.heartbeat_topic else "-1" for t in topics
+    }
 
     c.delete()
     wait_for("the ClientPipeline to be gone (finalizer done)", lambda: c.get() is None, timeout=120)

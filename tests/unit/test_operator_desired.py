@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import re
 from typing import Any
 
 import pytest
@@ -76,6 +77,15 @@ def test_connector_config_follows_the_naming_contract() -> None:
     assert config["database.sslmode"] == "require"
     assert config["snapshot.mode"] == "initial"
     assert all(isinstance(v, str) for v in config.values())
+    # Change topics keep every event; heartbeats a day.
+    assert config["topic.creation.default.retention.ms"] == "-1"
+    assert config["topic.creation.default.cleanup.policy"] == "delete"
+    assert re.fullmatch(
+        config["topic.creation.heartbeat.include"], "__debezium-heartbeat.acme-health"
+    )
+    assert not re.fullmatch(
+        config["topic.creation.heartbeat.include"], "acme-health.public.provider"
+    )
 
 
 def test_connector_diff_ignores_connects_name_key_and_reports_keys_not_values() -> None:

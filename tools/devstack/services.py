@@ -196,7 +196,10 @@ def kafka_config(stack: Stack) -> Path:
             "share.coordinator.state.topic.replication.factor": "1",
             "share.coordinator.state.topic.min.isr": "1",
             "group.initial.rebalance.delay.ms": "0",
-            "auto.create.topics.enable": "true",
+            # Topics are created by Kafka Connect with the connector's settings
+            # (retention); a Trino query on a topic not there yet must not make it
+            # first with the broker's defaults.
+            "auto.create.topics.enable": "false",
         },
     )
     return conf

@@ -19,6 +19,7 @@ from clientpipelines.operator.spec import PipelineSpec
 from clientpipelines.runconfig import RunConfig
 
 RUNNER_COMMAND = ["clientpipelines-runner", "run"]
+HEARTBEAT_RETENTION_MS = 24 * 3600 * 1000
 
 
 # -- Debezium connector ----------------------------------------------------------------
@@ -53,6 +54,23 @@ def build_connector_config(spec: PipelineSpec, username: str, password: str) -> 
         "key.converter.schemas.enable": "false",
         "value.converter": "org.apache.kafka.connect.json.JsonConverter",
         "value.converter.schemas.enable": "false",
+        # Kafka Connect creates the topics (not the broker's defaults): change
+        # topics keep every event for ever. The runner reads each table's changes
+        # since its watermark and a full refresh replays a topic from offset 0, so
+        # an expired head would silently drop every row whose last change expired.
+        # Not compaction: it would leave gaps below the watermark and make every
+        # check of the published watermark fail into a needless full refresh.
+        "topic.creation.default.replication.factor": "-1",
+        "topic.creation.default.partitions": "-1",
+        "topic.creation.default.cleanup.policy": "delete",
+        "topic.creation.default.retention.ms": "-1",
+        "topic.creation.default.retention.bytes": "-1",
+        # Heartbeats carry no data: a day of them is plenty.
+        "topic.creation.groups": "heartbeat",
+        "topic.creation.heartbeat.include": names.heartbeat_topic.replace(".", "\\."),
+        "topic.creation.heartbeat.replication.factor": "-1",
+        "topic.creation.heartbeat.partitions": "1",
+        "topic.creation.heartbeat.retention.ms": str(HEARTBEAT_RETENTION_MS),
     }
 
 
