@@ -112,6 +112,11 @@ class ClientNames:
     def lake_schema(self) -> str:
         return self.sql
 
+    @property
+    def elementary_schema(self) -> str:
+        """Elementary's results: dbt names `+schema: elementary` `<target schema>_elementary`."""
+        return f"{self.lake_schema}_elementary"
+
     # Nessie
     @property
     def staging_branch(self) -> str:

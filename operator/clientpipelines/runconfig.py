@@ -34,7 +34,12 @@ ENV = {
     "deadline_seconds": "RUN_DEADLINE_SECONDS",
     "dbt_select": "DBT_SELECT",
     "dbt_vars": "DBT_VARS",
+    "reports_uri": "REPORTS_URI",
+    "reports_s3_endpoint": "REPORTS_S3_ENDPOINT",
 }
+# The run's id: the Job's name where a Job runs it (the CronJob sets it from the
+# Pod's job-name label), so a run's report is found from the Job alone.
+RUN_ID_ENV = "RUN_ID"
 
 
 class InvalidRunConfig(ValueError):
@@ -59,6 +64,9 @@ class RunConfig:
     deadline_seconds: int = 3600
     dbt_select: str | None = None
     dbt_vars: dict[str, Any] = field(default_factory=dict)
+    # Where Elementary's reports go: <reports_uri>/<client>/<run id>.html (S3).
+    reports_uri: str | None = None
+    reports_s3_endpoint: str | None = None
 
     def __post_init__(self) -> None:
         try:
@@ -76,6 +84,8 @@ class RunConfig:
             )
         if not self.nessie_url:
             raise InvalidRunConfig(f"{ENV['nessie_url']}: required")
+        if self.reports_uri and not self.reports_uri.startswith("s3://"):
+            raise InvalidRunConfig(f"{ENV['reports_uri']}: {self.reports_uri!r} is not s3://...")
 
     @property
     def names(self) -> ClientNames:
@@ -87,6 +97,12 @@ class RunConfig:
 
     def topic(self, table: str) -> str:
         return self.names.topic(self.source_schema, table)
+
+    def report_uri(self, run_id: str) -> str | None:
+        """Where the run's Elementary report is uploaded; None when reports are off."""
+        if not self.reports_uri:
+            return None
+        return f"{self.reports_uri.rstrip('/')}/{self.client_id}/{run_id}.html"
 
     # -- the environment -------------------------------------------------------------------
 
@@ -106,6 +122,10 @@ class RunConfig:
             env[ENV["dbt_select"]] = self.dbt_select
         if self.dbt_vars:
             env[ENV["dbt_vars"]] = json.dumps(self.dbt_vars, sort_keys=True)
+        if self.reports_uri:
+            env[ENV["reports_uri"]] = self.reports_uri
+        if self.reports_s3_endpoint:
+            env[ENV["reports_s3_endpoint"]] = self.reports_s3_endpoint
         return env
 
     @classmethod
@@ -148,6 +168,8 @@ class RunConfig:
             deadline_seconds=numbers["deadline_seconds"],
             dbt_select=raw["dbt_select"],
             dbt_vars=dict(dbt_vars),
+            reports_uri=raw["reports_uri"],
+            reports_s3_endpoint=raw["reports_s3_endpoint"],
         )
 
     # -- dbt ---------------------------------------------------------------------------------

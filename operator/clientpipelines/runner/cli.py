@@ -65,6 +65,13 @@ def main(argv: list[str] | None = None) -> int:
         r.add_argument(flag, dest=name, help=f"(${ENV[name]})", **extra)
         flag_of[ENV[name]] = flag
     r.add_argument("--project-dir", type=Path, default=_default_project())
+    r.add_argument(
+        "--packages-dir",
+        type=Path,
+        default=os.environ.get("DBT_PACKAGES_DIR") or None,
+        help="dbt packages laid out as `dbt deps` does, where dbt Hub is unreachable"
+        " ($DBT_PACKAGES_DIR; the image has them installed)",
+    )
     r.add_argument("--full-refresh", action="store_true", help="rebuild from every Kafka offset")
     r.add_argument(
         "--unit-tests",
@@ -77,7 +84,20 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="remove a lock left by a run that no longer exists",
     )
+    i = sub.add_parser(
+        "install-packages",
+        help="install the dbt packages into the project and into Elementary's CLI (image build)",
+    )
+    i.add_argument("--project-dir", type=Path, default=_default_project())
+    i.add_argument(
+        "--from",
+        dest="source",
+        type=Path,
+        help="copy them from this `dbt deps` layout instead of asking dbt Hub",
+    )
     args = parser.parse_args(argv)
+    if args.command == "install-packages":
+        return install_packages(args.project_dir, args.source)
     flags = {name: getattr(args, name) for name in ENV if hasattr(args, name)}
     try:
         config = RunConfig.from_env(os.environ, **flags)
@@ -90,8 +110,29 @@ def main(argv: list[str] | None = None) -> int:
         full_refresh=args.full_refresh,
         unit_tests=args.unit_tests,
         break_lock=args.break_lock,
+        packages_dir=args.packages_dir,
     )
     return run(config, options)
+
+
+def install_packages(project: Path, source: Path | None) -> int:
+    """Both dbt projects a run uses get their packages: ours, and the one inside edr."""
+    from clientpipelines.runner.dbt import copy_packages, edr_project_dir  # noqa: PLC0415
+
+    for target in (project, edr_project_dir()):
+        if source is not None:
+            copied = copy_packages(source, target / "dbt_packages")
+            print(f"{target}: {', '.join(copied) or 'already installed'}")
+            continue
+        from dbt.cli.main import dbtRunner  # noqa: PLC0415
+
+        done = dbtRunner().invoke(
+            ["deps", "--project-dir", str(target), "--profiles-dir", str(project)]
+        )
+        if not done.success:
+            print(f"error: dbt deps failed in {target}", file=sys.stderr)
+            return 1
+    return 0
 
 
 if __name__ == "__main__":

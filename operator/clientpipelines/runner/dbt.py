@@ -6,6 +6,8 @@ import json
 import os
 import shutil
 import subprocess
+import sys
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -61,18 +63,31 @@ class DbtProject:
         self.variables = variables
         self.elementary = False
 
-    def install_packages(self, say: Callable[[str], None]) -> bool:
-        """Install packages where dbt Hub answers; True when Elementary's is there."""
-        installed = (self.dir / "dbt_packages" / ELEMENTARY).is_dir()
+    def install_packages(self, say: Callable[[str], None], packages_dir: Path | None) -> bool:
+        """Lay out the project's packages; True when Elementary's is there.
+
+        From `packages_dir` (the packages as `dbt deps` lays them out) when given,
+        else from dbt Hub where it answers. The runner image has them already.
+        """
+        target = self.dir / "dbt_packages"
+        installed = (target / ELEMENTARY).is_dir()
         why = "the package is missing"
-        if not installed and (self.dir / "packages.yml").exists():
+        if not installed and packages_dir is not None:
+            copy_packages(packages_dir, target)
+            installed = (target / ELEMENTARY).is_dir()
+            why = f"{packages_dir} has no {ELEMENTARY} package"
+        elif not installed and (self.dir / "packages.yml").exists():
             unreachable = _package_hub_unreachable()
             if unreachable:
                 why = unreachable
             else:
                 ok, _ = self.invoke(["deps"], quiet=True)
-                installed = ok and (self.dir / "dbt_packages" / ELEMENTARY).is_dir()
+                installed = ok and (target / ELEMENTARY).is_dir()
                 why = "dbt deps did not install it"
+        if installed and packages_dir is not None:
+            edr = edr_project_dir()
+            if not (edr / "dbt_packages" / ELEMENTARY).is_dir():
+                copy_packages(packages_dir, edr / "dbt_packages")
         if not installed:
             # Without the package, packages.yml would make every dbt command fail.
             (self.dir / "packages.yml").unlink(missing_ok=True)
@@ -143,32 +158,115 @@ class DbtProject:
             )
         return result
 
-    def elementary_setup(self) -> None:
-        self.invoke(["run", "--select", ELEMENTARY])
+    def unique_keys(self, tables: tuple[str, ...]) -> dict[str, str]:
+        """Each table's current-state model's key, as the build's manifest has it."""
+        manifest = json.loads((self.dir / "target" / "manifest.json").read_text())
+        keys = {}
+        for node in manifest["nodes"].values():
+            key = (node.get("config") or {}).get("unique_key")
+            if node["resource_type"] == "model" and node["name"] in tables and key:
+                keys[node["name"]] = str(key)
+        return keys
 
-    def elementary_report(self, client_id: str, run_id: str) -> str:
-        """Elementary's HTML report, uploaded under reports/<client>/<run id>.html."""
-        report = self.dir / "target" / "elementary-report.html"
-        subprocess.run(
+    def uninstall_elementary(self) -> None:
+        """Go on without Elementary (its hooks would fail every dbt command)."""
+        shutil.rmtree(self.dir / "dbt_packages" / ELEMENTARY, ignore_errors=True)
+        (self.dir / "packages.yml").unlink(missing_ok=True)
+        self.elementary = False
+
+    def elementary_version(self) -> str:
+        """The installed Elementary package's version (its dbt_project.yml)."""
+        import yaml  # noqa: PLC0415 - dbt's dependency
+
+        project = self.dir / "dbt_packages" / ELEMENTARY / "dbt_project.yml"
+        return str(yaml.safe_load(project.read_text())["version"])
+
+    def elementary_setup(self) -> None:
+        """Elementary's own tables (results, artifacts) in <lake schema>_elementary."""
+        ok, nodes = self.invoke(["run", "--select", ELEMENTARY], quiet=True)
+        if not ok:
+            failed = [n.node.name for n in nodes if str(n.status) not in ("success", "pass")]
+            raise ElementaryFailed(f"Elementary's models failed to build: {failed}")
+
+    def elementary_report(self, env: dict[str, str], report: Path) -> None:
+        """`edr report` into `report`, from the results this run uploaded.
+
+        Elementary's "views" are tables here (macros/views_as_tables.sql): rebuilt
+        first, so they include this run's results.
+        """
+        ok, _ = self.invoke(
+            ["run", "--select", f"{ELEMENTARY},config.materialized:view"], quiet=True
+        )
+        if not ok:
+            raise ElementaryFailed("Elementary's result views failed to build")
+        config_dir = self.dir / "edr"
+        config_dir.mkdir(exist_ok=True)
+        # No telemetry from a pipeline run (and no waiting on an unreachable host).
+        (config_dir / "config.yml").write_text("anonymous_usage_tracking: false\n")
+        edr = shutil.which("edr") or str(Path(sys.executable).with_name("edr"))
+        done = subprocess.run(
             [
-                "edr",
+                edr,
                 "report",
                 "--project-dir",
                 str(self.dir),
                 "--profiles-dir",
                 str(self.dir),
+                "--config-dir",
+                str(config_dir),
+                "--target-path",
+                str(self.dir / "edr-target"),
                 "--file-path",
                 str(report),
+                "--open-browser",
+                "false",
             ],
-            check=True,
+            env={
+                **os.environ,
+                **env,
+                # edr runs dbt on its own project inside the package: keep dbt's
+                # files in scratch space (the image's root filesystem is read-only).
+                "DBT_TARGET_PATH": str(self.dir / "edr-target" / "dbt"),
+                "DBT_LOG_PATH": str(self.dir / "edr-target" / "logs"),
+            },
+            capture_output=True,
+            text=True,
+            check=False,
         )
-        bucket = os.environ.get("REPORT_S3_BUCKET")
-        if not bucket:
-            return f"report: {report} (REPORT_S3_BUCKET not set: not uploaded)"
-        import boto3  # noqa: PLC0415 - only where a report is uploaded
+        if done.returncode != 0 or not report.is_file():
+            tail = "\n".join((done.stdout + done.stderr).strip().splitlines()[-5:])
+            raise ElementaryFailed(f"edr report exited {done.returncode}: {tail}")
 
-        key = f"reports/{client_id}/{run_id}.html"
-        boto3.client("s3", endpoint_url=os.environ.get("REPORT_S3_ENDPOINT")).upload_file(
-            str(report), bucket, key
-        )
-        return f"report: s3://{bucket}/{key}"
+
+class ElementaryFailed(Exception):
+    """Elementary could not do its part; the run's own gate (dbt's tests) still holds."""
+
+
+def edr_project_dir() -> Path:
+    """The dbt project inside Elementary's CLI that `edr` runs; it needs the packages too."""
+    from elementary.monitor.dbt_project_utils import CLI_DBT_PROJECT_PATH  # noqa: PLC0415
+
+    return Path(CLI_DBT_PROJECT_PATH)
+
+
+def copy_packages(source: Path, target: Path) -> list[str]:
+    """Copy every package folder of `source` (a `dbt deps` layout) into `target`.
+
+    Each package is copied aside and renamed into place, so runs installing into
+    the same folder at once (edr's project is shared) never see half a package.
+    """
+    target.mkdir(parents=True, exist_ok=True)
+    copied = []
+    for package in sorted(p for p in source.iterdir() if (p / "dbt_project.yml").is_file()):
+        if (target / package.name).exists():
+            continue
+        with tempfile.TemporaryDirectory(dir=target, prefix=".installing-") as tmp:
+            shutil.copytree(package, Path(tmp) / package.name)
+            try:
+                (Path(tmp) / package.name).rename(target / package.name)
+            except OSError:
+                if not (target / package.name).is_dir():
+                    raise
+                continue  # another run installed it first
+        copied.append(package.name)
+    return copied
