@@ -48,3 +48,34 @@ def leftovers(endpoints: Endpoints) -> dict[str, list[str]]:
         "nessie branches": sorted(b["name"] for b in branches if b["name"] != MAIN_BRANCH),
         "kafka connect connectors": connector_names(KafkaConnectClient(endpoints.connect_url)),
     }
+
+
+def earliest_offset(bootstrap: str, topic: str, partition: int = 0) -> int:
+    """Where the partition starts now (its log start offset)."""
+    from kafka import TopicPartition  # noqa: PLC0415
+    from kafka.protocol.consumer.offsets import OffsetSpec  # noqa: PLC0415
+
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="clientpipelines-tests")
+    try:
+        tp = TopicPartition(topic, partition)
+        return int(admin.list_partition_offsets({tp: OffsetSpec.EARLIEST})[tp].offset)
+    finally:
+        admin.close()
+
+
+def set_topic_config(bootstrap: str, topic: str, configs: dict[str, str | None]) -> None:
+    """Set (or, for None, remove) topic-level overrides, as `kafka-configs --alter` does."""
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="clientpipelines-tests")
+    try:
+        admin.alter_configs(
+            [
+                ConfigResource(
+                    ConfigResourceType.TOPIC,
+                    topic,
+                    {k: ("DELETE", None) if v is None else ("SET", v) for k, v in configs.items()},
+                )
+            ],
+            incremental=True,
+        )
+    finally:
+        admin.close()

@@ -10,6 +10,7 @@ import textwrap
 import time
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -29,6 +30,11 @@ from devstack.wiring import (
     wait_for_cdc,
     wire_client,
 )
+from tests.platform_state import earliest_offset, set_topic_config
+
+# Elementary's and dbt_utils' dbt packages as `dbt deps` lays them out, beside the
+# repository (dbt Hub is unreachable here; they are never vendored into it).
+DBT_PACKAGES = Path(__file__).resolve().parents[3] / "shared" / "dbt-packages"
 
 TABLES = {
     "provider": (PROVIDER_COLUMNS, "provider_id"),
@@ -91,7 +97,11 @@ def test_changes_flow_through_to_the_published_tables(
     wait_for_cdc(platform, src.client_id)
     first = runner(contract(platform, src), "--unit-tests")
     assert first.returncode == 0, first.stdout + first.stderr
-    assert "[6/6] publish" in first.stdout
+    assert "[6/7] publish" in first.stdout
+    # Each table's counts added up before main moved.
+    assert "provider: 0 on main + 300 inserted - 0 deleted = 300; staging has 300 (conserved)" in (
+        first.stdout
+    )
     # The dbt unit tests of the merge logic ran (only on request: they test logic, not data).
     for unit_test in (
         "delete_after_update_wins",
@@ -232,7 +242,7 @@ def test_a_runner_killed_before_publish_leaves_main_and_the_next_run_publishes(
     short_lock = {**contract(platform, src), "RUN_DEADLINE_SECONDS": "1"}
     crashed = runner(short_lock, wrapper=crash)
     assert crashed.returncode == 137, crashed.stdout + crashed.stderr
-    assert "[4/6] dbt build" in crashed.stdout
+    assert "[4/7] dbt build" in crashed.stdout
     assert main_hash(endpoints) == head
     time.sleep(1.5)
 
@@ -325,3 +335,167 @@ def test_runner_help_documents_exit_codes() -> None:
     ).stdout
     for code in ("0", "1", "2", "3", "4"):
         assert f"  {code}  " in out
+
+
+def test_a_topic_whose_head_expired_is_refused_and_main_never_shrinks(
+    platform: Stack, endpoints: Endpoints, trino_client: TrinoClient, cdc_client: ClientSource
+) -> None:
+    src = cdc_client
+    wait_for_cdc(platform, src.client_id)
+    assert runner(contract(platform, src)).returncode == 0
+    head = main_hash(endpoints)
+    published = {t: lake_rows(trino_client, src.client_id, t) for t in TABLES}
+
+    # Someone gives the provider topic a tiny retention: new changes land in a new
+    # segment (a segment rolls on the first write after segment.ms) and the broker
+    # deletes the older ones, the published watermark's change among them.
+    topic = ClientNames(src.client_id).topic("public", "provider")
+    bootstrap = endpoints.kafka_bootstrap
+    set_topic_config(bootstrap, topic, {"retention.ms": "1000", "segment.ms": "100"})
+    try:
+        deadline = time.monotonic() + 90
+        for seed in range(100, 200):
+            if earliest_offset(bootstrap, topic) > 0:
+                break
+            assert time.monotonic() < deadline, "the broker never expired the topic's head"
+            SampleData(platform).apply_changes(src.client_id, count=5, seed=seed)
+            time.sleep(2)
+    finally:
+        set_topic_config(bootstrap, topic, {"retention.ms": "-1", "segment.ms": None})
+    wait_for_cdc(platform, src.client_id)
+
+    # Neither the next run nor a full refresh rebuilds from what is left.
+    for extra in ((), ("--full-refresh",)):
+        refused = runner(contract(platform, src), *extra)
+        assert refused.returncode == 1, refused.stdout + refused.stderr
+        assert "refused" in refused.stdout and "its oldest changes are gone" in refused.stdout
+        assert main_hash(endpoints) == head
+        assert {t: lake_rows(trino_client, src.client_id, t) for t in TABLES} == published
+
+    # The README's recovery: a round trip through full-reload takes a new snapshot.
+    set_mode(platform, src, "full-reload")
+    set_mode(platform, src, "cdc")
+    wait_for_cdc(platform, src.client_id)
+    recovered = runner(contract(platform, src))
+    assert recovered.returncode == 0, recovered.stdout + recovered.stderr
+    assert_lake_equals_source(platform, src)
+
+
+def test_a_batch_that_breaks_row_conservation_is_not_published(
+    platform: Stack, endpoints: Endpoints, trino_client: TrinoClient, cdc_client: ClientSource
+) -> None:
+    src = cdc_client
+    wait_for_cdc(platform, src.client_id)
+    assert runner(contract(platform, src)).returncode == 0
+    head = main_hash(endpoints)
+    published = {t: lake_rows(trino_client, src.client_id, t) for t in TABLES}
+    SampleData(platform).apply_changes(src.client_id, count=30, seed=5)
+    wait_for_cdc(platform, src.client_id)
+    # A build that loses a row on its way to staging, as a faulty merge would; every
+    # dbt test still passes on what is left.
+    lose_a_row = textwrap.dedent("""
+        import sys
+        from clientpipelines.clients.trino import TrinoClient
+        from clientpipelines.runner import cli, dbt
+        build = dbt.DbtProject.build
+        def losing(self, **kwargs):
+            result = build(self, **kwargs)
+            v = self.variables
+            table = f"{v['staging_catalog']}.{v['lake_schema']}.provider"
+            TrinoClient(v["trino_host"], int(v["trino_port"])).query(
+                f"delete from {table} where provider_id = (select max(provider_id) from {table})"
+            )
+            return result
+        dbt.DbtProject.build = losing
+        sys.exit(cli.main(sys.argv[1:]))
+    """)
+    lost = runner(contract(platform, src), wrapper=lose_a_row)
+    assert lost.returncode == 1, lost.stdout + lost.stderr
+    assert "row conservation: provider:" in lost.stdout
+    assert "(NOT conserved)" in lost.stdout
+    assert main_hash(endpoints) == head
+    assert {t: lake_rows(trino_client, src.client_id, t) for t in TABLES} == published
+    # The next run rebuilds staging from main and publishes the same batch whole.
+    again = runner(contract(platform, src))
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert_lake_equals_source(platform, src)
+
+
+def s3_object(endpoints: Endpoints, uri: str) -> bytes | None:
+    import boto3  # noqa: PLC0415
+    from botocore.exceptions import ClientError  # noqa: PLC0415
+
+    from clientpipelines.runner.reports import split_s3_uri  # noqa: PLC0415
+
+    bucket, key = split_s3_uri(uri)
+    s3 = boto3.client(
+        "s3",
+        endpoint_url=endpoints.s3_endpoint,
+        aws_access_key_id=endpoints.s3_access_key,
+        aws_secret_access_key=endpoints.s3_secret_key,
+        region_name=endpoints.s3_region,
+    )
+    try:
+        body: bytes = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+    except ClientError:
+        return None
+    s3.delete_object(Bucket=bucket, Key=key)
+    return body
+
+
+def test_elementary_reports_every_run_and_a_report_failure_never_blocks_publishing(
+    platform: Stack, endpoints: Endpoints, trino_client: TrinoClient, cdc_client: ClientSource
+) -> None:
+    if not DBT_PACKAGES.is_dir():
+        pytest.skip(f"Elementary's dbt package is expected in {DBT_PACKAGES} (shared data)")
+    src = cdc_client
+    names = ClientNames(src.client_id)
+    reports = {
+        **contract(platform, src),
+        "REPORTS_URI": endpoints.reports,
+        "REPORTS_S3_ENDPOINT": endpoints.s3_endpoint,
+        "AWS_ACCESS_KEY_ID": endpoints.s3_access_key,
+        "AWS_SECRET_ACCESS_KEY": endpoints.s3_secret_key,
+        "AWS_DEFAULT_REGION": endpoints.s3_region,
+    }
+    config = RunConfig.from_env(reports)
+    wait_for_cdc(platform, src.client_id)
+    packages = ("--packages-dir", str(DBT_PACKAGES))
+
+    first = runner({**reports, "RUN_ID": "first"}, *packages)
+    assert first.returncode == 0, first.stdout + first.stderr
+    assert "elementary: installed" in first.stdout
+    uri = config.report_uri("first")
+    assert uri and f"report: {uri}" in first.stdout
+    html = s3_object(endpoints, uri)
+    assert html and b"elementary" in html.lower()
+    # Elementary's results are published with the data: this run's tests are there.
+    tests = trino_client.query(
+        f"select count(*) from lake.{names.elementary_schema}.elementary_test_results"
+    )
+    assert tests[0][0] > 0
+
+    # A failing run is reported too (after main was left as it was).
+    with psycopg.connect(src.dsn(), autocommit=True) as conn:
+        conn.execute("alter table provider drop constraint provider_care_site_id_fkey")
+        conn.execute(
+            "insert into provider (provider_id, provider_name, care_site_id)"
+            " values (800002, 'Dangling', 999999)"
+        )
+    wait_for_cdc(platform, src.client_id)
+    failed = runner({**reports, "RUN_ID": "failed"}, *packages)
+    assert failed.returncode == 1, failed.stdout + failed.stderr
+    assert "Elementary 0.25.1: its tables are there" in failed.stdout  # built once
+    assert s3_object(endpoints, str(config.report_uri("failed")))
+
+    # The report cannot be stored: a warning; the (now good) batch publishes.
+    with psycopg.connect(src.dsn(), autocommit=True) as conn:
+        conn.execute("delete from provider where provider_id = 800002")
+    wait_for_cdc(platform, src.client_id)
+    unstored = runner(
+        {**reports, "RUN_ID": "unstored", "REPORTS_S3_ENDPOINT": "http://127.0.0.1:9"},
+        *packages,
+    )
+    assert unstored.returncode == 0, unstored.stdout + unstored.stderr
+    assert "warning: the Elementary report failed (publishing is not affected)" in unstored.stdout
+    assert_lake_equals_source(platform, src)

@@ -15,6 +15,7 @@ DBT = Path(__file__).resolve().parents[2] / "dbt"
 # repository where dbt Hub cannot be reached (never vendored into it).
 DBT_PACKAGES = Path(__file__).resolve().parents[3] / "shared" / "dbt-packages"
 
+
 def _pinned(project: Path) -> dict[str, str]:
     packages = yaml.safe_load((project / "packages.yml").read_text())["packages"]
     return {p["package"].split("/")[-1]: str(p["version"]) for p in packages if "package" in p}

@@ -24,6 +24,8 @@ if TYPE_CHECKING:
 POSTGRES_MAJOR = 15
 POSTGRES_BIN = Path(f"/usr/lib/postgresql/{POSTGRES_MAJOR}/bin")
 WAREHOUSE_BUCKET = "warehouse"
+# Elementary's reports, one per client and run (the runner's REPORTS_URI).
+REPORTS_BUCKET = "reports"
 LAKE_S3_ACCESS_KEY_ENV = "LAKE_S3_ACCESS_KEY"
 LAKE_S3_SECRET_KEY_ENV = "LAKE_S3_SECRET_KEY"  # noqa: S105 - a variable's name
 
@@ -121,7 +123,8 @@ def postgres_ready(stack: Stack) -> bool:
 def s3proxy_plan(stack: Stack, arts: artifacts.Artifacts, ep: Endpoints) -> Plan:
     data = stack.data_dir("s3proxy")
     # With the filesystem provider a bucket is a folder.
-    (data / WAREHOUSE_BUCKET).mkdir(exist_ok=True)
+    for bucket in (WAREHOUSE_BUCKET, REPORTS_BUCKET):
+        (data / bucket).mkdir(exist_ok=True)
     conf = stack.directory / "conf" / "s3proxy.properties"
     write_properties(
         conf,
@@ -200,6 +203,9 @@ def kafka_config(stack: Stack) -> Path:
             # (retention); a Trino query on a topic not there yet must not make it
             # first with the broker's defaults.
             "auto.create.topics.enable": "false",
+            # Retention is enforced within a second of a topic's retention running
+            # out (default: every 5 minutes), so a test can expire a topic's head.
+            "log.retention.check.interval.ms": "1000",
         },
     )
     return conf

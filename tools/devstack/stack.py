@@ -29,6 +29,7 @@ from devstack import artifacts, procs, services
 from devstack.paths import run_root
 from devstack.services import (
     POSTGRES_MAJOR,
+    REPORTS_BUCKET,
     WAREHOUSE_BUCKET,
     Plan,
     lake_catalog_properties,
@@ -73,6 +74,7 @@ class Endpoints:
     s3_secret_key: str
     s3_region: str
     warehouse: str
+    reports: str
     trino_host: str
     trino_port: int
 
@@ -159,6 +161,7 @@ class Stack:
             s3_secret_key=creds["s3_secret_key"],
             s3_region="us-east-1",
             warehouse=f"s3://{WAREHOUSE_BUCKET}/",
+            reports=f"s3://{REPORTS_BUCKET}/",
             trino_host="127.0.0.1",
             trino_port=p["trino"],
         )

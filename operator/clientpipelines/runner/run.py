@@ -27,7 +27,12 @@ from clientpipelines.runner.audit import count_table
 from clientpipelines.runner.dbt import DbtProject, ElementaryFailed, NodeOutcome
 from clientpipelines.runner.lock import LockHeld, run_lock
 from clientpipelines.runner.reports import UploadFailed, upload
-from clientpipelines.runner.watermark import RebuildNeeded, new_changes
+from clientpipelines.runner.watermark import (
+    HeadExpired,
+    RebuildNeeded,
+    check_complete,
+    new_changes,
+)
 
 # Exit codes (documented in the README and `clientpipelines-runner run --help`).
 EXIT_PUBLISHED = 0
@@ -124,15 +129,20 @@ class Run:
         return main
 
     def pending_changes(self) -> int | None:
-        """New Kafka messages since the last publish; None when unknown (build anyway)."""
-        if not self.config.cdc or self.full_refresh:
+        """New Kafka messages since the last publish; None when unknown (build anyway).
+
+        Refuses (HeadExpired) when the topics no longer hold what the run would need.
+        """
+        if not self.config.cdc:
             return None
         try:
-            return new_changes(self.trino, self.config, _say)
+            if not self.full_refresh:
+                return new_changes(self.trino, self.config, _say)
         except RebuildNeeded as exc:
             self.full_refresh = True
             self.summary.append(f"{exc}: full refresh")
-            return None
+        check_complete(self.trino, self.config)
+        return None
 
     def describe(self, node: NodeOutcome) -> str:
         """A node's outcome, and for a test the first rows it found (their keys and values)."""
@@ -313,6 +323,9 @@ def run(config: RunConfig, options: RunOptions) -> int:
     except LockHeld as exc:
         _say(f"error: {exc}")
         code = EXIT_LOCKED
+    except HeadExpired as exc:
+        _say(f"error: refused: {exc}")
+        code = EXIT_FAILED
     except ServiceUnavailable as exc:
         _say(f"error: a service is unavailable: {exc}")
         code = EXIT_UNAVAILABLE

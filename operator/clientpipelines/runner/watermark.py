@@ -22,6 +22,78 @@ class RebuildNeeded(Exception):
     """
 
 
+class HeadExpired(Exception):
+    """The topic no longer starts where the change log needs it to: its head expired.
+
+    Rebuilding from what is left would drop every row whose last change expired
+    (main would shrink and every test still pass), so the run refuses instead.
+    """
+
+    def __init__(self, topic: str, detail: str) -> None:
+        super().__init__(
+            f"{topic}: {detail}: its oldest changes are gone (retention), so neither "
+            "continuing nor rebuilding from it would be complete; main is left as it is. "
+            "Re-snapshot the client (README: 'When a topic lost its head')"
+        )
+
+
+def topic_name(config: RunConfig, table: str) -> str:
+    """The table's topic as the kafka catalog names it."""
+    return f'{config.names.cdc_catalog}.default."{config.topic(table)}"'
+
+
+def check_complete(trino: TrinoClient, config: RunConfig) -> None:
+    """Before a full refresh: every partition of every topic still starts at offset 0.
+
+    The connector's topics keep every change (retention.ms=-1), so a partition that
+    starts later lost its head to a retention someone set; one the published change
+    log has read from but that is empty now lost everything. Reads each topic once,
+    which a full refresh does anyway.
+    """
+    for table in config.tables:
+        topic = topic_name(config, table)
+        starts = {
+            int(p): int(o)
+            for p, o in trino.query(
+                f"select _partition_id, min(_partition_offset) from {topic} group by 1"  # noqa: S608
+            )
+        }
+        late = [f"partition {p} starts at offset {o}" for p, o in sorted(starts.items()) if o > 0]
+        late += [
+            f"partition {p} is empty although offsets up to {o} were published"
+            for p, o, _, _ in published_marks(trino, config, table) or []
+            if p not in starts
+        ]
+        if late:
+            raise HeadExpired(topic, ", ".join(late))
+
+
+def published_marks(
+    trino: TrinoClient, config: RunConfig, table: str
+) -> list[tuple[int, int, int, int]] | None:
+    """Per partition: the highest offset in the change log, and its change's LSN and ts_ms.
+
+    None when there is no change log (a first run, or a pipeline that was in
+    full-reload mode until now).
+    """
+    names = config.names
+    changes = f"{names.staging_catalog}.{names.lake_schema}.{table}_changes"
+    try:
+        rows = trino.query(
+            # Identifiers come from the validated run contract (naming module).
+            "select _partition_id, max(_partition_offset),"  # noqa: S608
+            " max_by(change_lsn, _partition_offset),"
+            f" max_by(change_ts_ms, _partition_offset) from {changes} group by 1"
+        )
+    except ServiceUnavailable:
+        raise  # the run fails and is retried; a rebuild is never a guess
+    except ServiceError as exc:
+        if not any(e in str(exc) for e in ("TABLE_NOT_FOUND", "SCHEMA_NOT_FOUND")):
+            raise
+        return None
+    return [(int(p), int(o), lsn, ts) for p, o, lsn, ts in rows]
+
+
 def new_offsets_filters(marks: list[tuple[int, int]]) -> list[str]:
     """Filters, one per UNION ALL branch, for the Kafka messages above `marks`.
 
@@ -46,24 +118,12 @@ def new_changes(trino: TrinoClient, config: RunConfig, say: Callable[[str], None
     back) has new topics that start again at offset 0 with a new snapshot, and
     reading above the old watermark would skip them.
     """
-    names = config.names
     total = 0
     for table in config.tables:
-        changes = f"{names.staging_catalog}.{names.lake_schema}.{table}_changes"
-        try:
-            marks = trino.query(
-                # Identifiers come from the validated run contract (naming module).
-                "select _partition_id, max(_partition_offset),"  # noqa: S608
-                " max_by(change_lsn, _partition_offset),"
-                f" max_by(change_ts_ms, _partition_offset) from {changes} group by 1"
-            )
-        except ServiceUnavailable:
-            raise  # the run fails and is retried; a rebuild is never a guess
-        except ServiceError as exc:
-            if not any(e in str(exc) for e in ("TABLE_NOT_FOUND", "SCHEMA_NOT_FOUND")):
-                raise
-            raise RebuildNeeded(f"{table}: no change log to continue from") from exc
-        topic = f'{names.cdc_catalog}.default."{config.topic(table)}"'
+        marks = published_marks(trino, config, table)
+        if marks is None:
+            raise RebuildNeeded(f"{table}: no change log to continue from")
+        topic = topic_name(config, table)
         # One statement: the new messages' count, and what the topic holds at each
         # watermark (kafka catalog queries cost ~0.3 s each however small).
         counts = " union all ".join(
@@ -82,6 +142,17 @@ def new_changes(trino: TrinoClient, config: RunConfig, say: Callable[[str], None
             f" cast(null as bigint) from ({counts}){at_marks}"
         )
         live = {(r[1], r[2]): (r[3], r[4]) for r in rows if r[0] == "mark"}
+        for p, o, _, _ in marks:
+            if (p, o) in live:
+                continue
+            # Nothing at the watermark. A topic created again (and shorter) still
+            # holds offsets below it; one whose head expired holds none up to it.
+            below = trino.query(
+                f"select count(*) from {topic}"  # noqa: S608
+                f" where _partition_id = {p} and _partition_offset <= {o}"
+            )
+            if not below[0][0]:
+                raise HeadExpired(topic, f"partition {p} holds nothing up to the watermark {o}")
         if any(live.get((p, o)) != (lsn, ts) for p, o, lsn, ts in marks):
             say(
                 f"{topic}: the change at the published watermark is not in the topic "
