@@ -50,6 +50,7 @@ def test_lake_catalog_points_at_the_given_nessie_ref() -> None:
         s3_secret_key="s",
         s3_region="r",
         warehouse="s3://warehouse/",
+        reports="s3://reports/",
         trino_host="t",
         trino_port=2,
     )

@@ -135,8 +135,13 @@ def test_cronjob_is_owned_forbids_overlap_and_holds_no_secret_value() -> None:
     container = job["containers"][0]
     assert container["command"] == ["clientpipelines-runner", "run"]
     assert container["envFrom"] == [{"secretRef": {"name": "platform-runner"}}]
-    env = {e["name"]: e["value"] for e in container["env"]}
+    env = {e["name"]: e["value"] for e in container["env"] if "value" in e}
     assert env["DBT_VARS"] == '{"a": 1}'
+    # The run's id is the Job's name, from the label the Job controller sets.
+    run_id = next(e for e in container["env"] if e["name"] == "RUN_ID")
+    assert run_id["valueFrom"] == {
+        "fieldRef": {"fieldPath": "metadata.labels['batch.kubernetes.io/job-name']"}
+    }
     # The runner reads back exactly what the operator meant: one contract, both ways.
     assert RunConfig.from_env(env) == desired.build_run_config(spec(), SETTINGS)
     assert container["securityContext"]["runAsNonRoot"] is True
@@ -288,3 +293,23 @@ def test_a_failed_run_notification_is_slack_compatible_and_routable() -> None:
         "j2",
     )
     assert payload["failedRunsInARow"] == 2
+
+
+def test_last_run_links_the_report_its_job_stored() -> None:
+    reporting = dataclasses.replace(SETTINGS, reports_uri="s3://reports/runs")
+    cron = desired.build_cronjob(spec(), reporting, {"name": "acme-health", "uid": "u-1"})
+    job = {
+        "metadata": {"name": "acme-health-pipeline-29000000"},
+        "spec": cron["spec"]["jobTemplate"]["spec"],
+        "status": {"startTime": "t", "succeeded": 1},
+    }
+    assert lastrun.run_of(job)["report"] == (
+        "s3://reports/runs/acme-health/acme-health-pipeline-29000000.html"
+    )
+    # The same name the runner uploads to: the run contract computes both.
+    contract = desired.build_run_config(spec(), reporting)
+    assert contract.report_uri("acme-health-pipeline-29000000") == lastrun.run_of(job)["report"]
+    # A run still going has no report yet; without a reports location, none at all.
+    assert "report" not in lastrun.run_of({**job, "status": {"startTime": "t"}})
+    plain = desired.build_cronjob(spec(), SETTINGS, {"name": "acme-health", "uid": "u-1"})
+    assert "report" not in lastrun.run_of({**job, "spec": plain["spec"]["jobTemplate"]["spec"]})

@@ -34,7 +34,23 @@ def _config_map(core: client.CoreV1Api, namespace: str, name: str) -> dict[str, 
     return dict(core.read_namespaced_config_map(name, namespace).data or {})
 
 
-def resolve_env(core: client.CoreV1Api, namespace: str, container: Any) -> dict[str, str]:
+def _field(pod: Any, path: str) -> str:
+    """A downward-API fieldRef: metadata.name/namespace or a label/annotation."""
+    meta = pod.metadata
+    for prefix, values in (
+        ("metadata.labels", meta.labels),
+        ("metadata.annotations", meta.annotations),
+    ):
+        if path.startswith(f"{prefix}['") and path.endswith("']"):
+            return str((values or {}).get(path[len(prefix) + 2 : -2], ""))
+    if path in ("metadata.name", "metadata.namespace"):
+        return str(getattr(meta, path.split(".")[1]))
+    raise NotImplementedError(f"fieldRef {path} is not supported by the local kubelet")
+
+
+def resolve_env(
+    core: client.CoreV1Api, namespace: str, container: Any, pod: Any = None
+) -> dict[str, str]:
     """The container's environment as the kubelet would build it."""
     env: dict[str, str] = {}
     for source in container.env_from or []:
@@ -54,6 +70,8 @@ def resolve_env(core: client.CoreV1Api, namespace: str, container: Any) -> dict[
         elif var.value_from.config_map_key_ref:
             ref = var.value_from.config_map_key_ref
             env[var.name] = _config_map(core, namespace, ref.name)[ref.key]
+        elif var.value_from.field_ref and pod is not None:
+            env[var.name] = _field(pod, var.value_from.field_ref.field_path)
     return env
 
 
@@ -82,7 +100,7 @@ def run_job(
     argv = [*(container.command or []), *(container.args or [])]
     if not argv:
         raise RuntimeError(f"Job {job_name}'s container has no command: nothing to run locally")
-    env = {**os.environ, **resolve_env(core, namespace, container), **(extra_env or {})}
+    env = {**os.environ, **resolve_env(core, namespace, container, pod), **(extra_env or {})}
     # Console scripts live beside this interpreter in the project's environment.
     env["PATH"] = f"{os.path.dirname(sys.executable)}:{env.get('PATH', '')}"
     started = dt.datetime.now(dt.UTC)

@@ -16,9 +16,11 @@ from clientpipelines.manifests import API_VERSION, KIND, LABEL_CLIENT, LABEL_MAN
 from clientpipelines.naming import ClientNames
 from clientpipelines.operator.settings import Settings
 from clientpipelines.operator.spec import PipelineSpec
-from clientpipelines.runconfig import RunConfig
+from clientpipelines.runconfig import RUN_ID_ENV, RunConfig
 
 RUNNER_COMMAND = ["clientpipelines-runner", "run"]
+# Set by the Job controller on its Pods (Kubernetes 1.27+).
+JOB_NAME_LABEL = "batch.kubernetes.io/job-name"
 HEARTBEAT_RETENTION_MS = 24 * 3600 * 1000
 
 
@@ -181,6 +183,8 @@ def build_run_config(spec: PipelineSpec, settings: Settings) -> RunConfig:
         deadline_seconds=spec.active_deadline,
         dbt_select=spec.dbt_select,
         dbt_vars=spec.dbt_vars,
+        reports_uri=settings.reports_uri,
+        reports_s3_endpoint=settings.reports_s3_endpoint,
     )
 
 
@@ -205,8 +209,15 @@ def build_cronjob(
     names = spec.names
     labels = {LABEL_CLIENT: spec.client_id, LABEL_MANAGED_BY: MANAGER}
     run = build_run_config(spec, settings)
-    env = [{"name": k, "value": v} for k, v in run.to_env().items()]
+    env: list[dict[str, Any]] = [{"name": k, "value": v} for k, v in run.to_env().items()]
     env += [{"name": k, "value": v} for k, v in sorted(settings.runner_env.items())]
+    # The run's id is its Job's name: status.lastRun finds the run's report from it.
+    env.append(
+        {
+            "name": RUN_ID_ENV,
+            "valueFrom": {"fieldRef": {"fieldPath": f"metadata.labels['{JOB_NAME_LABEL}']"}},
+        }
+    )
     image = runner_image(spec, settings)
     if image is None:
         raise ValueError(f"image {spec.image!r} is not allowed")  # the policy refuses first

@@ -9,6 +9,24 @@ from clientpipelines.clients.kube import KubeClient
 from clientpipelines.manifests import LABEL_CLIENT
 from clientpipelines.operator import conditions
 from clientpipelines.operator.conditions import Condition
+from clientpipelines.runconfig import InvalidRunConfig, RunConfig
+
+
+def report_of(job: Mapping[str, Any]) -> str | None:
+    """Where the Job's run stored its Elementary report (pure).
+
+    From the run contract the Job itself carries (its container's environment) and
+    its name, which is the run's id: what ran, not what the spec says now.
+    """
+    try:
+        container = job["spec"]["template"]["spec"]["containers"][0]
+    except (KeyError, IndexError, TypeError):
+        return None
+    env = {e["name"]: e["value"] for e in container.get("env") or [] if "value" in e}
+    try:
+        return RunConfig.from_env(env).report_uri(job["metadata"]["name"])
+    except InvalidRunConfig:
+        return None
 
 
 def run_of(job: Mapping[str, Any]) -> dict[str, Any]:
@@ -30,6 +48,9 @@ def run_of(job: Mapping[str, Any]) -> dict[str, Any]:
         run["completionTime"] = str(status["completionTime"])
     if message:
         run["message"] = message[:500]
+    report = report_of(job)
+    if report and phase != "Running":
+        run["report"] = report
     return run
 
 

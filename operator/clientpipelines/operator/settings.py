@@ -35,6 +35,10 @@ class Settings:
     allowed_images: tuple[str, ...] = ()
     runner_env: dict[str, str] = field(default_factory=dict)
     runner_env_secret: str | None = None
+    # Elementary's reports: s3://bucket/prefix (off when empty); the runner's S3
+    # credentials come from runner_env_secret (AWS_* keys).
+    reports_uri: str | None = None
+    reports_s3_endpoint: str | None = None
     trino_user: str = "clientpipelines-operator"
     namespaces: tuple[str, ...] = ()  # empty: every namespace
     metrics_port: int = 9090
@@ -65,6 +69,8 @@ class Settings:
             ),
             runner_env=dict(json.loads(e.get("RUNNER_ENV", "{}"))),
             runner_env_secret=e.get("RUNNER_ENV_SECRET") or None,
+            reports_uri=e.get("REPORTS_URI") or None,
+            reports_s3_endpoint=e.get("REPORTS_S3_ENDPOINT") or None,
             namespaces=namespaces,
             metrics_port=int(e.get("METRICS_PORT", "9090")),
             failed_runs_degraded=int(e.get("FAILED_RUNS_DEGRADED", "3")),
