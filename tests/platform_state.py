@@ -79,3 +79,26 @@ def set_topic_config(bootstrap: str, topic: str, configs: dict[str, str | None])
         )
     finally:
         admin.close()
+
+
+def s3_object(endpoints: Endpoints, uri: str) -> bytes | None:
+    """The object at `uri` (s3://bucket/key), deleted once read; None if there is none."""
+    import boto3  # noqa: PLC0415
+    from botocore.exceptions import ClientError  # noqa: PLC0415
+
+    from clientpipelines.runner.reports import split_s3_uri  # noqa: PLC0415
+
+    bucket, key = split_s3_uri(uri)
+    s3 = boto3.client(
+        "s3",
+        endpoint_url=endpoints.s3_endpoint,
+        aws_access_key_id=endpoints.s3_access_key,
+        aws_secret_access_key=endpoints.s3_secret_key,
+        region_name=endpoints.s3_region,
+    )
+    try:
+        body: bytes = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+    except ClientError:
+        return None
+    s3.delete_object(Bucket=bucket, Key=key)
+    return body

@@ -41,9 +41,14 @@ from devstack.sampledata import SampleData
 from devstack.stack import Stack
 from devstack.wiring import lake_differences, unwire_client, wait_for_cdc
 from tests.argocd_health import health
-from tests.platform_state import topic_names
+from tests.platform_state import s3_object, topic_names
 
 VALUES = REPO_ROOT / "clients" / "acme-health" / "values.yaml"
+# Elementary's dbt packages as `dbt deps` lays them out (dbt Hub is unreachable
+# here), beside the repository; the runner image has them installed instead.
+DBT_PACKAGES = REPO_ROOT.parent / "shared" / "dbt-packages"
+# The Secret the runners' platform settings come from (chart: runner.envSecret).
+RUNNER_SECRET = "platform-runner"
 
 
 class Receiver(http.server.BaseHTTPRequestHandler):
@@ -79,12 +84,23 @@ def operator(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[OperatorProcess]:
     install_crd(kube_api)
-    # One failed run is enough to call the pipeline Degraded here (default 3).
+    if not DBT_PACKAGES.is_dir():
+        pytest.skip(f"Elementary's dbt package is expected in {DBT_PACKAGES} (shared data)")
+    ep = platform.endpoints()
+    # One failed run is enough to call the pipeline Degraded here (default 3). Runs
+    # store Elementary's report in the reports bucket (S3 keys from RUNNER_SECRET).
     op = OperatorProcess(
         control_plane,
         platform,
         tmp_path_factory.mktemp("e2e-operator"),
-        extra_env={"FAILED_RUNS_DEGRADED": "1", "NOTIFY_WEBHOOK_URL": webhook},
+        extra_env={
+            "FAILED_RUNS_DEGRADED": "1",
+            "NOTIFY_WEBHOOK_URL": webhook,
+            "REPORTS_URI": f"{ep.reports}e2e",
+            "REPORTS_S3_ENDPOINT": ep.s3_endpoint,
+            "RUNNER_ENV_SECRET": RUNNER_SECRET,
+            "RUNNER_ENV": json.dumps({"DBT_PACKAGES_DIR": str(DBT_PACKAGES)}),
+        },
     )
     op.start()
     yield op
@@ -127,6 +143,17 @@ def test_two_clients_onboard_publish_refuse_bad_data_and_clean_up(
                 # Runs are started by hand below; see QUIET_SCHEDULE for why none on schedule.
                 schedule=QUIET_SCHEDULE,
             )
+        client.CoreV1Api(kube_api).create_namespaced_secret(
+            namespace,
+            client.V1Secret(
+                metadata=client.V1ObjectMeta(name=RUNNER_SECRET),
+                string_data={
+                    "AWS_ACCESS_KEY_ID": ep.s3_access_key,
+                    "AWS_SECRET_ACCESS_KEY": ep.s3_secret_key,
+                    "AWS_DEFAULT_REGION": ep.s3_region,
+                },
+            ),
+        )
         for cid in (a, b):
             wait_ready(kube_api, cid, namespace, show=False)
 
@@ -180,6 +207,11 @@ def test_two_clients_onboard_publish_refuse_bad_data_and_clean_up(
             lambda: last_run(kube_api, namespace, a).get("phase") == "Failed",
             timeout=60,
         )
+        # Elementary reported the failed run where status.lastRun says.
+        report = last_run(kube_api, namespace, a)["report"]
+        assert report.startswith(f"{ep.reports}e2e/{a}/")
+        html = s3_object(ep, report)
+        assert html and b"elementary" in html.lower()
         # The failure is surfaced: a condition, an Event, ArgoCD's health, the last good run.
         failed_obj = get_pipeline(kube_api, namespace, a)
         assert failed_obj is not None

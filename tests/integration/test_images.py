@@ -45,6 +45,10 @@ def stage_steps(target: str) -> list[tuple[str, str]]:
     return steps
 
 
+# Elementary's and dbt_utils' packages as `dbt deps` lays them out, beside the repository.
+DBT_PACKAGES = REPO_ROOT.parent / "shared" / "dbt-packages"
+
+
 def build(target: str, workdir: Path) -> Path:
     """Run `target`'s COPY (from the repository) and `uv sync` steps; returns its venv."""
     app = workdir / "app"
@@ -137,3 +141,31 @@ def test_the_runner_image_has_dbt_elementary_and_the_runner(uv: str, tmp_path: P
         check=True,
     ).stdout
     assert "SOURCE_TABLES" in help_text
+
+
+def test_the_runner_image_installs_the_dbt_packages_for_dbt_and_for_edr(
+    uv: str, tmp_path: Path
+) -> None:
+    if not DBT_PACKAGES.is_dir():
+        pytest.skip(f"no offline dbt packages at {DBT_PACKAGES} (dbt Hub is unreachable here)")
+    venv = build("dbt", tmp_path)
+    # The Dockerfile's own step, with --from where the Hub cannot be reached.
+    step = next(a for i, a in stage_steps("dbt") if i == "RUN" and "install-packages" in a)
+    argv = shlex.split(step)
+    argv[0] = str(venv / "bin" / Path(argv[0]).name)
+    done = subprocess.run(
+        [*argv, "--from", str(DBT_PACKAGES)],
+        cwd=tmp_path / "app",
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    edr_project = python(
+        venv,
+        "from clientpipelines.runner.dbt import edr_project_dir; print(edr_project_dir())",
+    ).stdout.strip()
+    for project in (tmp_path / "app" / "dbt", Path(edr_project)):
+        assert (project / "dbt_packages" / "elementary" / "dbt_project.yml").is_file(), project
+        assert (project / "dbt_packages" / "dbt_utils" / "dbt_project.yml").is_file(), project
+    assert Path(edr_project).is_relative_to(venv)

@@ -30,7 +30,7 @@ from devstack.wiring import (
     wait_for_cdc,
     wire_client,
 )
-from tests.platform_state import earliest_offset, set_topic_config
+from tests.platform_state import earliest_offset, s3_object, set_topic_config
 
 # Elementary's and dbt_utils' dbt packages as `dbt deps` lays them out, beside the
 # repository (dbt Hub is unreachable here; they are never vendored into it).
@@ -419,28 +419,6 @@ def test_a_batch_that_breaks_row_conservation_is_not_published(
     again = runner(contract(platform, src))
     assert again.returncode == 0, again.stdout + again.stderr
     assert_lake_equals_source(platform, src)
-
-
-def s3_object(endpoints: Endpoints, uri: str) -> bytes | None:
-    import boto3  # noqa: PLC0415
-    from botocore.exceptions import ClientError  # noqa: PLC0415
-
-    from clientpipelines.runner.reports import split_s3_uri  # noqa: PLC0415
-
-    bucket, key = split_s3_uri(uri)
-    s3 = boto3.client(
-        "s3",
-        endpoint_url=endpoints.s3_endpoint,
-        aws_access_key_id=endpoints.s3_access_key,
-        aws_secret_access_key=endpoints.s3_secret_key,
-        region_name=endpoints.s3_region,
-    )
-    try:
-        body: bytes = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
-    except ClientError:
-        return None
-    s3.delete_object(Bucket=bucket, Key=key)
-    return body
 
 
 def test_elementary_reports_every_run_and_a_report_failure_never_blocks_publishing(
