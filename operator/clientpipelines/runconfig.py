@@ -40,6 +40,13 @@ ENV = {
 # The run's id: the Job's name where a Job runs it (the CronJob sets it from the
 # Pod's job-name label), so a run's report is found from the Job alone.
 RUN_ID_ENV = "RUN_ID"
+# Where the runner leaves its outcome for the operator (a Kubernetes termination
+# message: the kubelet copies the file into the Pod's status). The CronJob sets the
+# container's terminationMessagePath and this variable to the same path.
+TERMINATION_LOG = "/dev/termination-log"
+TERMINATION_LOG_ENV = "TERMINATION_MESSAGE_PATH"
+# Kubernetes keeps at most 4096 bytes of a termination message.
+TERMINATION_LOG_LIMIT = 4096
 
 
 class InvalidRunConfig(ValueError):

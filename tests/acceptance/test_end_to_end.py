@@ -9,13 +9,11 @@ with the sources row by row; bad data refused; deletion cleans up.
 from __future__ import annotations
 
 import contextlib
-import http.server
 import json
-import threading
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 import psycopg
 import pytest
@@ -42,6 +40,7 @@ from devstack.stack import Stack
 from devstack.wiring import lake_differences, unwire_client, wait_for_cdc
 from tests.argocd_health import health
 from tests.platform_state import s3_object, topic_names
+from tests.receiver import Received, webhook_receiver
 
 VALUES = REPO_ROOT / "clients" / "acme-health" / "values.yaml"
 # Elementary's dbt packages as `dbt deps` lays them out (dbt Hub is unreachable
@@ -51,28 +50,10 @@ DBT_PACKAGES = REPO_ROOT.parent / "shared" / "dbt-packages"
 RUNNER_SECRET = "platform-runner"
 
 
-class Receiver(http.server.BaseHTTPRequestHandler):
-    """A webhook receiver that keeps what it was sent."""
-
-    received: ClassVar[list[dict[str, Any]]] = []
-
-    def do_POST(self) -> None:
-        body = self.rfile.read(int(self.headers["Content-Length"]))
-        self.received.append(json.loads(body))
-        self.send_response(200)
-        self.end_headers()
-
-    def log_message(self, *args: Any) -> None:
-        pass
-
-
 @pytest.fixture(scope="module")
-def webhook() -> Iterator[str]:
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Receiver)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/hooks/T000/secret-token"
-    server.shutdown()
+def webhook() -> Iterator[Received]:
+    with webhook_receiver() as received:
+        yield received
 
 
 @pytest.fixture(scope="module")
@@ -80,7 +61,7 @@ def operator(
     control_plane: ControlPlane,
     platform: Stack,
     kube_api: client.ApiClient,
-    webhook: str,
+    webhook: Received,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[OperatorProcess]:
     install_crd(kube_api)
@@ -95,7 +76,7 @@ def operator(
         tmp_path_factory.mktemp("e2e-operator"),
         extra_env={
             "FAILED_RUNS_DEGRADED": "1",
-            "NOTIFY_WEBHOOK_URL": webhook,
+            "NOTIFY_WEBHOOK_URL": webhook.url,
             "REPORTS_URI": f"{ep.reports}e2e",
             "REPORTS_S3_ENDPOINT": ep.s3_endpoint,
             "RUNNER_ENV_SECRET": RUNNER_SECRET,
@@ -124,6 +105,7 @@ def test_two_clients_onboard_publish_refuse_bad_data_and_clean_up(
     control_plane: ControlPlane,
     platform: Stack,
     kube_api: client.ApiClient,
+    webhook: Received,
     tmp_path: Path,
 ) -> None:
     namespace = f"e2e-{uuid.uuid4().hex[:6]}"
@@ -207,8 +189,11 @@ def test_two_clients_onboard_publish_refuse_bad_data_and_clean_up(
             lambda: last_run(kube_api, namespace, a).get("phase") == "Failed",
             timeout=60,
         )
-        # Elementary reported the failed run where status.lastRun says.
-        report = last_run(kube_api, namespace, a)["report"]
+        # The runner's termination message named what failed; Elementary reported
+        # the failed run where status.lastRun says.
+        failed_run = last_run(kube_api, namespace, a)
+        assert failed_run["failedChecks"] == ["relationships_provider_care_site_id"]
+        report = failed_run["report"]
         assert report.startswith(f"{ep.reports}e2e/{a}/")
         html = s3_object(ep, report)
         assert html and b"elementary" in html.lower()
@@ -222,16 +207,18 @@ def test_two_clients_onboard_publish_refuse_bad_data_and_clean_up(
         assert failed_obj["status"]["lastSuccessfulRun"]["job"] == good_run
         assert health(failed_obj)["status"] == "Degraded"
         assert wait_for(
-            "a RunFailed Event",
+            "a RunFailed Event naming the failed test",
             lambda: any(
-                e.reason == "RunFailed" and e.involved_object.name == a
+                e.reason == "RunFailed"
+                and e.involved_object.name == a
+                and "relationships_provider_care_site_id" in (e.message or "")
                 for e in client.CoreV1Api(kube_api).list_namespaced_event(namespace).items
             ),
             timeout=30,
         )
         notified = wait_for(
             "the webhook to be told",
-            lambda: [r for r in Receiver.received if r.get("client") == a],
+            lambda: [r for r in webhook if r.get("client") == a],
             timeout=30,
         )
         assert [r["event"] for r in notified] == ["RunFailed"]

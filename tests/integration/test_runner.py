@@ -31,6 +31,7 @@ from devstack.wiring import (
     wire_client,
 )
 from tests.platform_state import earliest_offset, s3_object, set_topic_config
+from tests.receiver import webhook_receiver
 
 # Elementary's and dbt_utils' dbt packages as `dbt deps` lays them out, beside the
 # repository (dbt Hub is unreachable here; they are never vendored into it).
@@ -461,10 +462,18 @@ def test_elementary_reports_every_run_and_a_report_failure_never_blocks_publishi
             " values (800002, 'Dangling', 999999)"
         )
     wait_for_cdc(platform, src.client_id)
-    failed = runner({**reports, "RUN_ID": "failed"}, *packages)
+    with webhook_receiver() as slack:
+        failed = runner(
+            {**reports, "RUN_ID": "failed", "ELEMENTARY_SLACK_WEBHOOK": slack.url}, *packages
+        )
     assert failed.returncode == 1, failed.stdout + failed.stderr
     assert "Elementary 0.25.1: its tables are there" in failed.stdout  # built once
     assert s3_object(endpoints, str(config.report_uri("failed")))
+    # Elementary's own alert for the failed test reached the (Slack-compatible) webhook.
+    assert "Elementary's alerts sent" in failed.stdout
+    alerts = json.dumps(slack)
+    assert "relationships_provider_care_site_id" in alerts, alerts[:2000]
+    assert "secret-token" not in failed.stdout + failed.stderr
 
     # The report cannot be stored: a warning; the (now good) batch publishes.
     with psycopg.connect(src.dsn(), autocommit=True) as conn:

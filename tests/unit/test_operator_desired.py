@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import json
 import re
 from typing import Any
 
@@ -313,3 +314,39 @@ def test_last_run_links_the_report_its_job_stored() -> None:
     assert "report" not in lastrun.run_of({**job, "status": {"startTime": "t"}})
     plain = desired.build_cronjob(spec(), SETTINGS, {"name": "acme-health", "uid": "u-1"})
     assert "report" not in lastrun.run_of({**job, "spec": plain["spec"]["jobTemplate"]["spec"]})
+
+
+def test_the_runners_outcome_names_failed_checks_and_a_failed_report() -> None:
+    job = {
+        "metadata": {"name": "j9"},
+        "status": {"startTime": "t", "failed": 1},
+    }
+    outcome = lastrun.parse_outcome(
+        [
+            "not json",
+            json.dumps(
+                {
+                    "exitCode": 1,
+                    "failed": ["relationships_provider_care_site_id"],
+                    "warned": ["accepted_values_provider_gender_source_value"],
+                    "reportError": "edr report exited 1: boom",
+                }
+            ),
+        ]
+    )
+    run = lastrun.run_of(job, outcome)
+    assert run["failedChecks"] == ["relationships_provider_care_site_id"]
+    assert run["warnedTests"] == ["accepted_values_provider_gender_source_value"]
+    assert run["reportError"].startswith("edr report exited 1")
+    change = lastrun.next_status({}, run, degraded_after=3, now="t")
+    assert change is not None
+    patch, events = change
+    kinds = {reason: message for _, reason, message in events}
+    assert "failed: relationships_provider_care_site_id" in kinds["RunFailed"]
+    assert "the Elementary report failed" in kinds["ReportFailed"]
+    # A later run's status clears what this one said (merge patch: None removes).
+    ok = lastrun.run_of({"metadata": {"name": "j10"}, "status": {"startTime": "u", "succeeded": 1}})
+    later = lastrun.next_status(patch, ok, degraded_after=3, now="u")
+    assert later is not None
+    assert later[0]["lastRun"]["failedChecks"] is None
+    assert later[0]["lastRun"]["reportError"] is None

@@ -16,12 +16,15 @@ import datetime as dt
 import os
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from kubernetes import client
 
+from clientpipelines.runconfig import TERMINATION_LOG_ENV, TERMINATION_LOG_LIMIT
 from devstack.procs import wait_for
 
 
@@ -101,6 +104,10 @@ def run_job(
     if not argv:
         raise RuntimeError(f"Job {job_name}'s container has no command: nothing to run locally")
     env = {**os.environ, **resolve_env(core, namespace, container, pod), **(extra_env or {})}
+    # The container's terminationMessagePath, as a kubelet mounts it: a file of its own.
+    message_file = Path(tempfile.mkstemp(prefix=f"{job_name}-", suffix=".termination-log")[1])
+    if TERMINATION_LOG_ENV in env:
+        env[TERMINATION_LOG_ENV] = str(message_file)
     # Console scripts live beside this interpreter in the project's environment.
     env["PATH"] = f"{os.path.dirname(sys.executable)}:{env.get('PATH', '')}"
     started = dt.datetime.now(dt.UTC)
@@ -114,7 +121,16 @@ def run_job(
         code = subprocess.run(argv, env=env, timeout=timeout, check=False).returncode
     except subprocess.TimeoutExpired:
         code = 124
-    _report(core, pod, "Succeeded" if code == 0 else "Failed", started=started, exit_code=code)
+    message = message_file.read_text()[:TERMINATION_LOG_LIMIT]
+    message_file.unlink()
+    _report(
+        core,
+        pod,
+        "Succeeded" if code == 0 else "Failed",
+        started=started,
+        exit_code=code,
+        message=message,
+    )
     return code
 
 
@@ -125,6 +141,7 @@ def _report(
     *,
     started: dt.datetime,
     exit_code: int | None = None,
+    message: str = "",
 ) -> None:
     """Write the Pod's status as a kubelet would: phase and the container's state."""
     name = pod.spec.containers[0].name
@@ -139,6 +156,8 @@ def _report(
                 "finishedAt": dt.datetime.now(dt.UTC).isoformat(),
             }
         }
+        if message:
+            state["terminated"]["message"] = message
     body = {
         "status": {
             "phase": phase,

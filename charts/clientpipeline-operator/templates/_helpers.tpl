@@ -73,6 +73,10 @@ per namespace only, never cluster-wide. */}}
 - apiGroups: [batch]
   resources: [jobs]
   verbs: [get, list, watch]
+# A run's outcome (failed tests, its report) is its Pod's termination message.
+- apiGroups: [""]
+  resources: [pods]
+  verbs: [list]
 - apiGroups: ["", events.k8s.io]
   resources: [events]
   verbs: [create, patch]

@@ -16,7 +16,7 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from clientpipelines.clients.errors import Conflict, ServiceError, ServiceUnavailable
-from clientpipelines.manifests import GROUP, PLURAL, VERSION
+from clientpipelines.manifests import GROUP, JOB_NAME_LABEL, PLURAL, VERSION
 
 SERVICE = "kubernetes"
 T = TypeVar("T")
@@ -74,6 +74,32 @@ class KubeClient:
             return dict(body)
 
         return self._call(f"reading Secret {namespace}/{name}", get, missing=None)
+
+    def termination_messages(self, namespace: str, job: str) -> list[str]:
+        """The termination messages of a Job's Pods' containers (the kubelet's copies)."""
+
+        def get() -> list[str]:
+            request = self.api.param_serialize(
+                method="GET",
+                resource_path="/api/v1/namespaces/{namespace}/pods",
+                path_params={"namespace": namespace},
+                query_params=[("labelSelector", f"{JOB_NAME_LABEL}={job}")],
+                header_params={"Accept": "application/json"},
+                auth_settings=["BearerToken"],
+            )
+            response = self.api.call_api(*request)
+            response.read()
+            body: Any = self.api.response_deserialize(response, {"200": "object"}).data
+            return [
+                str(terminated["message"])
+                for pod in body.get("items") or []
+                for status in (pod.get("status") or {}).get("containerStatuses") or []
+                if (terminated := (status.get("state") or {}).get("terminated") or {}).get(
+                    "message"
+                )
+            ]
+
+        return self._call(f"listing the Pods of Job {namespace}/{job}", get, missing=[])
 
     # -- CronJobs -----------------------------------------------------------------------------
 

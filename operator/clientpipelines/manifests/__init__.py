@@ -34,3 +34,7 @@ SOURCES = (CRD_PATH, PEERING_CRDS_PATH)
 def chart_copy(source: Path) -> str:
     """The text the chart's copy of `source` must have."""
     return GENERATED_NOTICE.format(name=source.name) + source.read_text()
+
+
+# Set by the Job controller on its Pods (Kubernetes 1.27+): a run's Pod by its Job.
+JOB_NAME_LABEL = "batch.kubernetes.io/job-name"

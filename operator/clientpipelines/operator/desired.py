@@ -12,15 +12,25 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from clientpipelines.manifests import API_VERSION, KIND, LABEL_CLIENT, LABEL_MANAGED_BY, MANAGER
+from clientpipelines.manifests import (
+    API_VERSION,
+    JOB_NAME_LABEL,
+    KIND,
+    LABEL_CLIENT,
+    LABEL_MANAGED_BY,
+    MANAGER,
+)
 from clientpipelines.naming import ClientNames
 from clientpipelines.operator.settings import Settings
 from clientpipelines.operator.spec import PipelineSpec
-from clientpipelines.runconfig import RUN_ID_ENV, RunConfig
+from clientpipelines.runconfig import (
+    RUN_ID_ENV,
+    TERMINATION_LOG,
+    TERMINATION_LOG_ENV,
+    RunConfig,
+)
 
 RUNNER_COMMAND = ["clientpipelines-runner", "run"]
-# Set by the Job controller on its Pods (Kubernetes 1.27+).
-JOB_NAME_LABEL = "batch.kubernetes.io/job-name"
 HEARTBEAT_RETENTION_MS = 24 * 3600 * 1000
 
 
@@ -211,6 +221,8 @@ def build_cronjob(
     run = build_run_config(spec, settings)
     env: list[dict[str, Any]] = [{"name": k, "value": v} for k, v in run.to_env().items()]
     env += [{"name": k, "value": v} for k, v in sorted(settings.runner_env.items())]
+    # Where the run leaves its outcome (failed tests, report) for status.lastRun.
+    env.append({"name": TERMINATION_LOG_ENV, "value": TERMINATION_LOG})
     # The run's id is its Job's name: status.lastRun finds the run's report from it.
     env.append(
         {
@@ -228,6 +240,8 @@ def build_cronjob(
         # The client and everything else come from the environment (the run contract).
         "command": RUNNER_COMMAND,
         "env": env,
+        "terminationMessagePath": TERMINATION_LOG,
+        "terminationMessagePolicy": "File",
         "securityContext": {
             "runAsNonRoot": True,
             "allowPrivilegeEscalation": False,

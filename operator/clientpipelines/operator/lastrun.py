@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from typing import Any
 
@@ -29,8 +30,24 @@ def report_of(job: Mapping[str, Any]) -> str | None:
         return None
 
 
-def run_of(job: Mapping[str, Any]) -> dict[str, Any]:
-    """status.lastRun for one Job (pure)."""
+def parse_outcome(messages: list[str]) -> dict[str, Any]:
+    """The runner's outcome from its Pod's termination message; {} if none or garbled (pure)."""
+    for message in messages:
+        try:
+            outcome = json.loads(message)
+        except ValueError:
+            continue
+        if isinstance(outcome, dict):
+            return outcome
+    return {}
+
+
+def _names(value: Any, limit: int = 20) -> list[str]:
+    return [str(v)[:200] for v in value[:limit]] if isinstance(value, list) else []
+
+
+def run_of(job: Mapping[str, Any], outcome: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """status.lastRun for one Job, with what its runner said (`outcome`) when it ended (pure)."""
     status = job.get("status") or {}
     conds = {c.get("type"): c for c in status.get("conditions") or [] if c.get("status") == "True"}
     if "Complete" in conds or status.get("succeeded"):
@@ -51,6 +68,13 @@ def run_of(job: Mapping[str, Any]) -> dict[str, Any]:
     report = report_of(job)
     if report and phase != "Running":
         run["report"] = report
+    outcome = outcome or {}
+    if outcome.get("reportError"):
+        run.pop("report", None)
+        run["reportError"] = str(outcome["reportError"])[:300]
+    for key, field in (("failed", "failedChecks"), ("warned", "warnedTests")):
+        if names := _names(outcome.get(key)):
+            run[field] = names
     return run
 
 
@@ -58,7 +82,10 @@ def is_newer(run: Mapping[str, Any], recorded: Mapping[str, Any] | None) -> bool
     if not recorded:
         return True
     if run.get("job") == recorded.get("job"):
-        return dict(run) != dict(recorded)
+        # None: a field a merge patch removes (never stored).
+        return {k: v for k, v in run.items() if v is not None} != {
+            k: v for k, v in recorded.items() if v is not None
+        }
     return str(run.get("startTime", "")) >= str(recorded.get("startTime", ""))
 
 
@@ -79,7 +106,12 @@ def next_status(
         return None
     # "message": None removes an earlier run's failure message (a merge patch keeps
     # whatever it does not name).
-    patch: dict[str, Any] = {"lastRun": {"message": None, **run}}
+    patch: dict[str, Any] = {
+        "lastRun": {
+            **dict.fromkeys(("message", "report", "reportError", "failedChecks", "warnedTests")),
+            **run,
+        }
+    }
     events: list[tuple[str, str, str]] = []
     already = (recorded or {}).get("job") == run["job"] and (recorded or {}).get("phase") == run[
         "phase"
@@ -97,12 +129,23 @@ def next_status(
         failures = int(status.get("failedRunsInARow") or 0) + 1
         patch["failedRunsInARow"] = failures
         reason = "RunsFailing" if failures >= degraded_after else "RunFailed"
+        failed = run.get("failedChecks") or []
+        what = f"failed: {', '.join(failed)}" if failed else run.get("message") or "failed"
         message = (
-            f"{failures} run(s) failed in a row; the last, {run['job']}: "
-            f"{run.get('message') or 'failed'} (its log names the failed models and tests)"
+            f"{failures} run(s) failed in a row; the last, {run['job']}: {what}"
+            " (its log has the offending keys)"
         )
         cond = Condition(LAST_RUN_CONDITION, False, reason, message)
         events.append(("Warning", "RunFailed", message))
+    if run.get("reportError"):
+        # The report never blocks a publish; it is said here, once per run.
+        events.append(
+            (
+                "Warning",
+                "ReportFailed",
+                f"{run['job']}: the Elementary report failed: {run['reportError']}",
+            )
+        )
     patch["conditions"] = conditions.merge(
         status.get("conditions"), [cond], generation=generation, now=now
     )
@@ -120,8 +163,11 @@ def record(
     pipeline = kube.get_pipeline(meta["namespace"], client_id)
     if pipeline is None:
         return None
+    outcome: dict[str, Any] = {}
+    if run_of(job)["phase"] != "Running":
+        outcome = parse_outcome(kube.termination_messages(meta["namespace"], meta["name"]))
     change = next_status(
-        pipeline.get("status") or {}, run_of(job), degraded_after=degraded_after, now=now
+        pipeline.get("status") or {}, run_of(job, outcome), degraded_after=degraded_after, now=now
     )
     if change is None:
         return None

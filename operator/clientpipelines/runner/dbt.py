@@ -62,6 +62,7 @@ class DbtProject:
         shutil.copytree(source, self.dir, ignore=shutil.ignore_patterns("target", "logs"))
         self.variables = variables
         self.elementary = False
+        self._views_fresh = False
 
     def install_packages(self, say: Callable[[str], None], packages_dir: Path | None) -> bool:
         """Lay out the project's packages; True when Elementary's is there.
@@ -188,39 +189,33 @@ class DbtProject:
             failed = [n.node.name for n in nodes if str(n.status) not in ("success", "pass")]
             raise ElementaryFailed(f"Elementary's models failed to build: {failed}")
 
-    def elementary_report(self, env: dict[str, str], report: Path) -> None:
-        """`edr report` into `report`, from the results this run uploaded.
-
-        Elementary's "views" are tables here (macros/views_as_tables.sql): rebuilt
-        first, so they include this run's results.
-        """
+    def refresh_elementary_views(self) -> None:
+        """Elementary's "views" are tables here (macros/views_as_tables.sql): rebuilt
+        before edr reads them, so they include this run's results. Once per run."""
+        if self._views_fresh:
+            return
         ok, _ = self.invoke(
             ["run", "--select", f"{ELEMENTARY},config.materialized:view"], quiet=True
         )
         if not ok:
             raise ElementaryFailed("Elementary's result views failed to build")
+        self._views_fresh = True
+
+    def edr(self, command: str, env: dict[str, str], *args: str) -> str:
+        """Run Elementary's CLI on this run's results; its output, or ElementaryFailed.
+
+        `env` names the catalog and schema (the `elementary` profile reads them).
+        """
+        self.refresh_elementary_views()
         config_dir = self.dir / "edr"
         config_dir.mkdir(exist_ok=True)
         # No telemetry from a pipeline run (and no waiting on an unreachable host).
         (config_dir / "config.yml").write_text("anonymous_usage_tracking: false\n")
         edr = shutil.which("edr") or str(Path(sys.executable).with_name("edr"))
+        argv = [edr, command, "--project-dir", str(self.dir), "--profiles-dir", str(self.dir)]
+        argv += ["--config-dir", str(config_dir), "--target-path", str(self.dir / "edr-target")]
         done = subprocess.run(
-            [
-                edr,
-                "report",
-                "--project-dir",
-                str(self.dir),
-                "--profiles-dir",
-                str(self.dir),
-                "--config-dir",
-                str(config_dir),
-                "--target-path",
-                str(self.dir / "edr-target"),
-                "--file-path",
-                str(report),
-                "--open-browser",
-                "false",
-            ],
+            [*argv, *args],
             env={
                 **os.environ,
                 **env,
@@ -233,9 +228,24 @@ class DbtProject:
             text=True,
             check=False,
         )
-        if done.returncode != 0 or not report.is_file():
-            tail = "\n".join((done.stdout + done.stderr).strip().splitlines()[-5:])
-            raise ElementaryFailed(f"edr report exited {done.returncode}: {tail}")
+        output = done.stdout + done.stderr
+        if done.returncode != 0:
+            tail = "\n".join(output.strip().splitlines()[-5:])
+            raise ElementaryFailed(f"edr {command} exited {done.returncode}: {tail}")
+        return output
+
+    def elementary_report(self, env: dict[str, str], report: Path) -> None:
+        """`edr report` into `report`, from the results this run uploaded."""
+        self.edr("report", env, "--file-path", str(report), "--open-browser", "false")
+        if not report.is_file():
+            raise ElementaryFailed(f"edr report wrote no {report.name}")
+
+    def elementary_alerts(self, env: dict[str, str], webhook: str, report_url: str | None) -> None:
+        """`edr monitor`: Elementary's alerts on this run's test results, to a Slack webhook."""
+        args = ["--slack-webhook", webhook, "--days-back", "1"]
+        if report_url:
+            args += ["--report-url", report_url]
+        self.edr("monitor", env, *args)
 
 
 class ElementaryFailed(Exception):

@@ -8,6 +8,7 @@ as it was; the next run starts again from `main`.
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 import tempfile
@@ -22,7 +23,12 @@ from clientpipelines.clients.errors import ServiceError, ServiceUnavailable
 from clientpipelines.clients.nessie import NessieClient, Reference
 from clientpipelines.clients.trino import TrinoClient
 from clientpipelines.naming import MAIN_BRANCH
-from clientpipelines.runconfig import RUN_ID_ENV, RunConfig
+from clientpipelines.runconfig import (
+    RUN_ID_ENV,
+    TERMINATION_LOG_ENV,
+    TERMINATION_LOG_LIMIT,
+    RunConfig,
+)
 from clientpipelines.runner.audit import count_table
 from clientpipelines.runner.dbt import DbtProject, ElementaryFailed, NodeOutcome
 from clientpipelines.runner.lock import LockHeld, run_lock
@@ -48,6 +54,8 @@ OUTCOMES = {
     EXIT_UNAVAILABLE: "service unavailable",
 }
 STEPS = 7
+# A Slack-compatible webhook for Elementary's alerts (from the runner's Secret).
+ALERTS_WEBHOOK_ENV = "ELEMENTARY_SLACK_WEBHOOK"
 SAMPLE_ROWS = 5  # offending rows shown per failed or warned test
 # What dbt's generic tests name their result columns (the offending key or value).
 SHOWN_COLUMNS = frozenset({"from_field", "unique_field", "value_field", "n_records"})
@@ -100,6 +108,11 @@ class Run:
             user=os.environ.get("TRINO_USER", "clientpipelines-runner"),
         )
         self.summary: list[str] = []
+        # What the operator learns from the termination message (names, never rows).
+        self.failed: list[str] = []
+        self.warned: list[str] = []
+        self.report: str | None = None
+        self.report_error: str | None = None
         self.step_no = 0
         self.full_refresh = options.full_refresh
 
@@ -188,29 +201,54 @@ class Run:
             return False
         return True
 
+    def edr_env(self) -> dict[str, str]:
+        """Where edr reads this run's results (the `elementary` profile's variables)."""
+        return {
+            "EDR_TRINO_HOST": self.config.trino_host,
+            "EDR_TRINO_PORT": str(self.config.trino_port),
+            "EDR_CATALOG": self.names.staging_catalog,
+            "EDR_SCHEMA": self.names.elementary_schema,
+        }
+
+    def elementary_alerts(self, project: DbtProject) -> None:
+        """Elementary's alerts for this run's failed and warned tests (edr monitor).
+
+        Before publishing: edr records which alerts it sent in Elementary's tables,
+        and only a published staging keeps that record (else the next run would
+        send them again). A failure here only warns.
+        """
+        webhook = os.environ.get(ALERTS_WEBHOOK_ENV)
+        if not webhook:
+            return
+        try:
+            project.elementary_alerts(
+                self.edr_env(), webhook, self.config.report_uri(self.options.run_id)
+            )
+        except ElementaryFailed as exc:
+            # edr's output may quote its arguments: never the webhook's URL.
+            _say(f"warning: Elementary's alerts failed: {str(exc).replace(webhook, '<webhook>')}")
+            return
+        _say("Elementary's alerts sent")
+
     def elementary_report(self, project: DbtProject) -> None:
         """The report, uploaded where the run contract says; a failure here only warns.
 
         The build's tests are the gate: a report that cannot be made or stored never
         holds back a publish that passed them.
         """
-        c, names = self.config, self.names
+        c = self.config
         report = project.dir / "target" / "elementary-report.html"
-        env = {
-            "EDR_TRINO_HOST": c.trino_host,
-            "EDR_TRINO_PORT": str(c.trino_port),
-            "EDR_CATALOG": names.staging_catalog,
-            "EDR_SCHEMA": names.elementary_schema,
-        }
         uri = c.report_uri(self.options.run_id)
         try:
-            project.elementary_report(env, report)
+            project.elementary_report(self.edr_env(), report)
             if uri:
                 upload(report, uri, c.reports_s3_endpoint)
         except (ElementaryFailed, UploadFailed) as exc:
             _say(f"warning: the Elementary report failed (publishing is not affected): {exc}")
             self.summary.append("report: failed")
+            self.report_error = str(exc).splitlines()[0][:300]
             return
+        self.report = uri
         self.summary.append(f"report: {uri or report}")
 
     def audit(self, project: DbtProject) -> list[str]:
@@ -281,6 +319,8 @@ class Run:
                 ),
             )
             failing = [self.describe(n) for n in built.failed]
+            self.failed = [n.name for n in built.failed]
+            self.warned = [n.name for n in built.warned]
             self.summary.append(
                 f"dbt build: {built.passed} passed, {len(built.failed)} failed, "
                 f"{len(built.warned)} warned"
@@ -291,16 +331,19 @@ class Run:
                 for node in built.warned:
                     _say(f"  - {self.describe(node)}")
             if failing:
-                self.step_no += 2
+                self.step_no += 1  # no audit of a build that failed its tests
             else:
                 # The tests passed; the counts must also add up before main moves.
                 failing = self.step("audit: rows conserved", lambda: self.audit(project))
-                if not failing:
-                    self.step(
-                        f"publish {self.names.staging_branch} into {MAIN_BRANCH}", self.publish
-                    )
-                else:
-                    self.step_no += 1
+                self.failed = [
+                    f"row conservation: {line.split(':')[1].strip()}" for line in failing
+                ]
+            if elementary and (failing or built.warned):
+                self.elementary_alerts(project)
+            if failing:
+                self.step_no += 1  # not published
+            else:
+                self.step(f"publish {self.names.staging_branch} into {MAIN_BRANCH}", self.publish)
             # After publishing: the report never delays (or blocks) fresh data.
             if elementary:
                 self.step("Elementary report", lambda: self.elementary_report(project))
@@ -325,6 +368,7 @@ def run(config: RunConfig, options: RunOptions) -> int:
         code = EXIT_LOCKED
     except HeadExpired as exc:
         _say(f"error: refused: {exc}")
+        runner.failed = [f"refused: {str(exc).split(': its')[0]}: its oldest changes are gone"]
         code = EXIT_FAILED
     except ServiceUnavailable as exc:
         _say(f"error: a service is unavailable: {exc}")
@@ -337,4 +381,41 @@ def run(config: RunConfig, options: RunOptions) -> int:
         + "; ".join(runner.summary)
     )
     sys.stdout.flush()
+    leave_outcome(runner, code)
     return code
+
+
+def outcome_message(runner: Run, code: int) -> str:
+    """The run's outcome as JSON within Kubernetes' termination-message limit (pure).
+
+    Names of failed checks and warned tests only (never rows: patients' records);
+    a list too long to fit is cut, saying how many were left out.
+    """
+    outcome: dict[str, object] = {"exitCode": code, "outcome": OUTCOMES[code]}
+    if runner.report:
+        outcome["report"] = runner.report
+    if runner.report_error:
+        outcome["reportError"] = runner.report_error
+    lists = {"failed": list(runner.failed), "warned": list(runner.warned)}
+    for key in ("warned", "failed"):  # warnings give way first
+        kept = lists[key]
+        while kept and len(json.dumps({**outcome, **lists}).encode()) > TERMINATION_LOG_LIMIT:
+            kept.pop()
+            outcome[f"{key}Omitted"] = int(str(outcome.get(f"{key}Omitted", 0))) + 1
+    outcome.update({k: v for k, v in lists.items() if v})
+    return json.dumps(outcome)
+
+
+def leave_outcome(runner: Run, code: int) -> None:
+    """Write the outcome where the Pod's termination message is taken from.
+
+    Only where the CronJob says where (TERMINATION_MESSAGE_PATH): a run by hand
+    leaves no file behind; its log says it all.
+    """
+    where = os.environ.get(TERMINATION_LOG_ENV)
+    if not where:
+        return
+    try:
+        Path(where).write_text(outcome_message(runner, code))
+    except OSError as exc:
+        _say(f"warning: could not write the termination message {where}: {exc}")
