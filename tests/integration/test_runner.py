@@ -486,3 +486,44 @@ def test_elementary_reports_every_run_and_a_report_failure_never_blocks_publishi
     assert unstored.returncode == 0, unstored.stdout + unstored.stderr
     assert "warning: the Elementary report failed (publishing is not affected)" in unstored.stdout
     assert_lake_equals_source(platform, src)
+
+
+def test_reconcile_compares_the_published_tables_with_the_source(
+    platform: Stack, cdc_client: ClientSource
+) -> None:
+    src = cdc_client
+    wait_for_cdc(platform, src.client_id)
+    assert runner(contract(platform, src)).returncode == 0
+
+    def reconcile() -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "clientpipelines.runner.cli", "reconcile"],
+            env={**os.environ, **contract(platform, src), "SOURCE_DSN": src.dsn()},
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
+
+    equal = reconcile()
+    assert equal.returncode == 0, equal.stdout + equal.stderr
+    assert "provider: source 300 rows, lake 300: equal" in equal.stdout
+    assert "care_site: source " in equal.stdout and "DIFFERENT" not in equal.stdout
+
+    # One changed value in the source, not yet published: found, with its bucket.
+    with psycopg.connect(src.dsn(), autocommit=True) as conn:
+        conn.execute(
+            "update provider set npi = 'changed' where provider_id ="
+            " (select min(provider_id) from provider)"
+        )
+    different = reconcile()
+    assert different.returncode == 1, different.stdout + different.stderr
+    assert "provider: source 300 rows, lake 300: DIFFERENT in 1 of 256 key buckets" in (
+        different.stdout
+    )
+    assert "care_site: source" in different.stdout
+    assert src.dsn() not in different.stdout + different.stderr
+
+    wait_for_cdc(platform, src.client_id)
+    assert runner(contract(platform, src)).returncode == 0
+    assert reconcile().returncode == 0

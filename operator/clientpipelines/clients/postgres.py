@@ -60,6 +60,24 @@ class SourcePostgres:
                 self.service, f"{type(exc).__name__}: {exc.diag.message_primary}"
             ) from exc
 
+    def query(self, statement: str) -> list[tuple[object, ...]]:
+        """Rows of one read-only statement (the reconciliation's aggregates)."""
+        with self._session() as conn:
+            conn.read_only = True
+            return list(conn.execute(statement.encode()).fetchall())
+
+    def primary_key(self, schema: str, table: str) -> list[str]:
+        """The table's primary-key columns, in key order; [] when it has none."""
+        with self._session() as conn:
+            rows = conn.execute(
+                "select a.attname from pg_index i"
+                " join pg_attribute a on a.attrelid = i.indrelid and a.attnum = any(i.indkey)"
+                " where i.indrelid = (quote_ident(%s) || '.' || quote_ident(%s))::regclass"
+                " and i.indisprimary order by array_position(i.indkey, a.attnum)",
+                (schema, table),
+            ).fetchall()
+        return [str(r[0]) for r in rows]
+
     def slot_active(self, slot: str) -> bool | None:
         """None if the slot does not exist, else whether a walsender holds it."""
         with self._session() as conn:

@@ -33,6 +33,27 @@ def _default_project() -> Path:
     return Path(__file__).resolve().parents[3] / "dbt"
 
 
+def contract_flags(parser: argparse.ArgumentParser) -> dict[str, str]:
+    """The run contract's flags; returns variable -> flag (for error messages).
+
+    Flags default to None: the contract's variable applies unless a flag is given.
+    """
+    flag_of: dict[str, str] = {}
+    for flag, name, extra in (
+        ("--client", "client_id", {}),
+        ("--trino-host", "trino_host", {}),
+        ("--trino-port", "trino_port", {"type": int}),
+        ("--nessie-url", "nessie_url", {}),
+        ("--mode", "ingestion_mode", {"choices": MODES}),
+        ("--schema", "source_schema", {}),
+        ("--tables", "tables", {}),
+        ("--select", "dbt_select", {}),
+    ):
+        parser.add_argument(flag, dest=name, help=f"(${ENV[name]})", **extra)
+        flag_of[ENV[name]] = flag
+    return flag_of
+
+
 def main(argv: list[str] | None = None) -> int:
     # The trino client logs at INFO that it has no keyring; the runner's output is
     # its progress lines and dbt's.
@@ -50,20 +71,7 @@ def main(argv: list[str] | None = None) -> int:
         epilog=EXIT_CODES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    # Flags default to None: the contract's variable applies unless a flag is given.
-    flag_of: dict[str, str] = {}
-    for flag, name, extra in (
-        ("--client", "client_id", {}),
-        ("--trino-host", "trino_host", {}),
-        ("--trino-port", "trino_port", {"type": int}),
-        ("--nessie-url", "nessie_url", {}),
-        ("--mode", "ingestion_mode", {"choices": MODES}),
-        ("--schema", "source_schema", {}),
-        ("--tables", "tables", {}),
-        ("--select", "dbt_select", {}),
-    ):
-        r.add_argument(flag, dest=name, help=f"(${ENV[name]})", **extra)
-        flag_of[ENV[name]] = flag
+    flag_of = contract_flags(r)
     r.add_argument("--project-dir", type=Path, default=_default_project())
     r.add_argument(
         "--packages-dir",
@@ -95,9 +103,17 @@ def main(argv: list[str] | None = None) -> int:
         type=Path,
         help="copy them from this `dbt deps` layout instead of asking dbt Hub",
     )
+    rec = sub.add_parser(
+        "reconcile",
+        help="compare each published table with the client's source: row counts and content"
+        " hashes per key bucket (the source's DSN only from $SOURCE_DSN)",
+    )
+    rec_flags = contract_flags(rec)
     args = parser.parse_args(argv)
     if args.command == "install-packages":
         return install_packages(args.project_dir, args.source)
+    if args.command == "reconcile":
+        flag_of = rec_flags
     flags = {name: getattr(args, name) for name in ENV if hasattr(args, name)}
     try:
         config = RunConfig.from_env(os.environ, **flags)
@@ -105,6 +121,14 @@ def main(argv: list[str] | None = None) -> int:
         where = ", ".join(flag_of.get(v, v) for v in exc.variables)
         print(f"error: {where}: {exc}", file=sys.stderr)
         return EXIT_CONFIG
+    if args.command == "reconcile":
+        from clientpipelines.runner.reconcile import reconcile_client  # noqa: PLC0415
+
+        dsn = os.environ.get("SOURCE_DSN")
+        if not dsn:
+            print("error: SOURCE_DSN: required (the client's Postgres, read-only)", file=sys.stderr)
+            return EXIT_CONFIG
+        return reconcile_client(config, dsn)
     options = RunOptions(
         dbt_project_dir=args.project_dir,
         full_refresh=args.full_refresh,
