@@ -40,7 +40,13 @@ from kubernetes import client, config
 from clientpipelines.manifests import GROUP, PLURAL, VERSION
 from devstack.controlplane import ControlPlane
 from devstack.demo import apply_client, run_pipeline_once
-from devstack.operator import QUIET_SCHEDULE, OperatorProcess, install_crd, wait_ready
+from devstack.operator import (
+    QUIET_SCHEDULE,
+    OperatorProcess,
+    get_pipeline,
+    install_crd,
+    wait_ready,
+)
 from devstack.paths import REPO_ROOT
 from devstack.procs import wait_for
 from devstack.sampledata import SampleData
@@ -207,14 +213,7 @@ def campaign(args: argparse.Namespace, cp: ControlPlane, stack: Stack, workdir: 
         for cid in clients:
             wait_for(
                 f"{cid} to be deleted",
-                lambda c=cid: (
-                    not any(
-                        i["metadata"]["name"] == c
-                        for i in client.CustomObjectsApi(api).list_namespaced_custom_object(
-                            GROUP, VERSION, NAMESPACE, PLURAL
-                        )["items"]
-                    )
-                ),
+                lambda c=cid: get_pipeline(api, NAMESPACE, c) is None,
                 timeout=180,
             )
         operator.stop()

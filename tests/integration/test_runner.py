@@ -78,6 +78,13 @@ def assert_lake_equals_source(stack: Stack, src: ClientSource) -> None:
     assert all(d == 0 and n == lake for n, lake, d in diffs.values()), diffs
 
 
+def published_state(
+    endpoints: Endpoints, trino: TrinoClient, src: ClientSource
+) -> tuple[str, dict[str, list[tuple[object, ...]]]]:
+    """main's head and the client's published rows: what a refused run must leave."""
+    return main_hash(endpoints), {t: lake_rows(trino, src.client_id, t) for t in TABLES}
+
+
 def main_hash(endpoints: Endpoints) -> str:
     ref = NessieClient(endpoints.nessie_url).get_reference("main")
     assert ref is not None
@@ -199,8 +206,7 @@ def test_bad_data_fails_a_test_and_main_stays_untouched(
     src = cdc_client
     wait_for_cdc(platform, src.client_id)
     assert runner(contract(platform, src)).returncode == 0
-    published = {t: lake_rows(trino_client, src.client_id, t) for t in TABLES}
-    head = main_hash(endpoints)
+    before = published_state(endpoints, trino_client, src)
 
     # The client's database lets a provider point at a care site that does not exist.
     with psycopg.connect(src.dsn(), autocommit=True) as conn:
@@ -215,8 +221,7 @@ def test_bad_data_fails_a_test_and_main_stays_untouched(
     assert "not published" in failed.stdout
     assert "relationships_provider_care_site_id" in failed.stdout
     assert "from_field=999999" in failed.stdout  # the dangling key, named
-    assert main_hash(endpoints) == head
-    assert {t: lake_rows(trino_client, src.client_id, t) for t in TABLES} == published
+    assert published_state(endpoints, trino_client, src) == before
     # Staging keeps the bad build to inspect.
     names = ClientNames(src.client_id)
     staged = trino_client.query(
@@ -344,8 +349,7 @@ def test_a_topic_whose_head_expired_is_refused_and_main_never_shrinks(
     src = cdc_client
     wait_for_cdc(platform, src.client_id)
     assert runner(contract(platform, src)).returncode == 0
-    head = main_hash(endpoints)
-    published = {t: lake_rows(trino_client, src.client_id, t) for t in TABLES}
+    before = published_state(endpoints, trino_client, src)
 
     # Someone gives the provider topic a tiny retention: new changes land in a new
     # segment (a segment rolls on the first write after segment.ms) and the broker
@@ -370,8 +374,7 @@ def test_a_topic_whose_head_expired_is_refused_and_main_never_shrinks(
         refused = runner(contract(platform, src), *extra)
         assert refused.returncode == 1, refused.stdout + refused.stderr
         assert "refused" in refused.stdout and "its oldest changes are gone" in refused.stdout
-        assert main_hash(endpoints) == head
-        assert {t: lake_rows(trino_client, src.client_id, t) for t in TABLES} == published
+        assert published_state(endpoints, trino_client, src) == before
 
     # The README's recovery: a round trip through full-reload takes a new snapshot.
     set_mode(platform, src, "full-reload")
@@ -388,8 +391,7 @@ def test_a_batch_that_breaks_row_conservation_is_not_published(
     src = cdc_client
     wait_for_cdc(platform, src.client_id)
     assert runner(contract(platform, src)).returncode == 0
-    head = main_hash(endpoints)
-    published = {t: lake_rows(trino_client, src.client_id, t) for t in TABLES}
+    before = published_state(endpoints, trino_client, src)
     SampleData(platform).apply_changes(src.client_id, count=30, seed=5)
     wait_for_cdc(platform, src.client_id)
     # A build that loses a row on its way to staging, as a faulty merge would; every
@@ -414,8 +416,7 @@ def test_a_batch_that_breaks_row_conservation_is_not_published(
     assert lost.returncode == 1, lost.stdout + lost.stderr
     assert "row conservation: provider:" in lost.stdout
     assert "(NOT conserved)" in lost.stdout
-    assert main_hash(endpoints) == head
-    assert {t: lake_rows(trino_client, src.client_id, t) for t in TABLES} == published
+    assert published_state(endpoints, trino_client, src) == before
     # The next run rebuilds staging from main and publishes the same batch whole.
     again = runner(contract(platform, src))
     assert again.returncode == 0, again.stdout + again.stderr

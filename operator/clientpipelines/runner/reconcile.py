@@ -74,30 +74,31 @@ class Column:
 
 
 def trino_sql(table: str, keys: Sequence[Column], columns: Sequence[Column]) -> str:
-    """Bucket, count and XOR of row hashes over a lake table (Trino).
-
-    Buckets by the key's columns (by every hashed column for a table without one).
-    """
-    row = " || '|' || ".join(c.trino() for c in columns if c.hashed())
-    key = " || '|' || ".join(c.trino() for c in keys) or row
-    bucket = f"substr(lower(to_hex(md5(to_utf8({key})))), 1, {BUCKET_DIGITS})"
-    return (
-        f"select {bucket} as bucket, count(*),"  # noqa: S608 - identifiers from the catalogs
-        f" bitwise_xor_agg(from_base(substr(to_hex(md5(to_utf8({row}))), 1, 15), 16))"
-        f" from {table} group by 1"
-    )
+    """Bucket, count and XOR of row hashes over a lake table (Trino)."""
+    return _buckets(table, keys, columns, trino=True)
 
 
 def postgres_sql(table: str, keys: Sequence[Column], columns: Sequence[Column]) -> str:
     """The same over the client's source table (Postgres)."""
-    row = " || '|' || ".join(c.postgres() for c in columns if c.hashed())
-    key = " || '|' || ".join(c.postgres() for c in keys) or row
-    bucket = f"substr(md5({key}), 1, {BUCKET_DIGITS})"
-    return (
-        f"select {bucket} as bucket, count(*),"  # noqa: S608 - identifiers from the catalogs
-        f" bit_xor(('x' || substr(md5({row}), 1, 15))::bit(60)::bigint)"
-        f" from {table} group by 1"
-    )
+    return _buckets(table, keys, columns, trino=False)
+
+
+def _buckets(table: str, keys: Sequence[Column], columns: Sequence[Column], *, trino: bool) -> str:
+    """Buckets by the key's columns (by every hashed column for a table without one)."""
+
+    def text(cs: Sequence[Column]) -> str:
+        return " || '|' || ".join(c.trino() if trino else c.postgres() for c in cs)
+
+    row = text([c for c in columns if c.hashed()])
+    key = text(keys) or row
+    if trino:
+        bucket = f"substr(lower(to_hex(md5(to_utf8({key})))), 1, {BUCKET_DIGITS})"
+        digest = f"bitwise_xor_agg(from_base(substr(to_hex(md5(to_utf8({row}))), 1, 15), 16))"
+    else:
+        bucket = f"substr(md5({key}), 1, {BUCKET_DIGITS})"
+        digest = f"bit_xor(('x' || substr(md5({row}), 1, 15))::bit(60)::bigint)"
+    # Identifiers come from the catalogs (Trino's information_schema, Postgres' keys).
+    return f"select {bucket} as bucket, count(*), {digest} from {table} group by 1"  # noqa: S608
 
 
 @dataclass(frozen=True)
