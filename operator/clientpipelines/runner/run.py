@@ -196,6 +196,7 @@ class Run:
             project.elementary_setup()
         except ElementaryFailed as exc:
             project.uninstall_elementary()
+            project.variables["elementary_installed"] = False
             _say(f"warning: {exc}: running without Elementary; dbt's own tests are the gate")
             self.summary.append("elementary: setup failed")
             return False
@@ -308,6 +309,8 @@ class Run:
                 "dbt deps", lambda: project.install_packages(_say, o.packages_dir)
             )
             self.summary.append(f"elementary: {'installed' if elementary else 'not installed'}")
+            # Elementary's own tests (volume anomalies on the marts) run only with it.
+            project.variables["elementary_installed"] = elementary
             if elementary:
                 elementary = self.step("Elementary setup", lambda: self.elementary_setup(project))
             else:
