@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import os
 import random
 import signal
 import statistics
@@ -78,9 +79,13 @@ class Cycle:
 
 
 def kill_runner() -> bool:
-    """SIGKILL the runner process the local kubelet started (no cleanup of any kind)."""
+    """SIGKILL the runner the local kubelet started here (no cleanup of any kind).
+
+    Only this process's children: runs of other tests on the machine are not ours.
+    """
     found = subprocess.run(
-        ["pkill", "-KILL", "-f", "clientpipelines-runner run"], check=False
+        ["pkill", "-KILL", "-P", str(os.getpid()), "-f", "clientpipelines-runner run"],
+        check=False,
     ).returncode
     return found == 0
 

@@ -354,13 +354,18 @@ def test_a_topic_whose_head_expired_is_refused_and_main_never_shrinks(
     # Someone gives the provider topic a tiny retention: new changes land in a new
     # segment (a segment rolls on the first write after segment.ms) and the broker
     # deletes the older ones, the published watermark's change among them.
-    topic = ClientNames(src.client_id).topic("public", "provider")
+    names = ClientNames(src.client_id)
+    topic = names.topic("public", "provider")
+    ((watermark,),) = trino_client.query(
+        f"select max(_partition_offset) from lake.{names.lake_schema}.provider_changes"
+    )
     bootstrap = endpoints.kafka_bootstrap
     set_topic_config(bootstrap, topic, {"retention.ms": "1000", "segment.ms": "100"})
     try:
         deadline = time.monotonic() + 90
         for seed in range(100, 200):
-            if earliest_offset(bootstrap, topic) > 0:
+            # Gone: the watermark's change and at least one change not yet published.
+            if earliest_offset(bootstrap, topic) > watermark + 1:
                 break
             assert time.monotonic() < deadline, "the broker never expired the topic's head"
             SampleData(platform).apply_changes(src.client_id, count=5, seed=seed)
@@ -394,29 +399,35 @@ def test_a_batch_that_breaks_row_conservation_is_not_published(
     before = published_state(endpoints, trino_client, src)
     SampleData(platform).apply_changes(src.client_id, count=30, seed=5)
     wait_for_cdc(platform, src.client_id)
-    # A build that loses a row on its way to staging, as a faulty merge would; every
-    # dbt test still passes on what is left.
-    lose_a_row = textwrap.dedent("""
+    # A build that loses a row, or duplicates one, on its way to staging after dbt's
+    # tests passed (as a faulty merge or a retried write would): the counts say so.
+    tampered = textwrap.dedent("""
         import sys
         from clientpipelines.clients.trino import TrinoClient
         from clientpipelines.runner import cli, dbt
+        fault = sys.argv.pop()  # the statement that breaks staging, given last
         build = dbt.DbtProject.build
-        def losing(self, **kwargs):
+        def tampered(self, **kwargs):
             result = build(self, **kwargs)
             v = self.variables
             table = f"{v['staging_catalog']}.{v['lake_schema']}.provider"
+            last = f"provider_id = (select max(provider_id) from {table})"
             TrinoClient(v["trino_host"], int(v["trino_port"])).query(
-                f"delete from {table} where provider_id = (select max(provider_id) from {table})"
+                fault % {"table": table, "last": last}
             )
             return result
-        dbt.DbtProject.build = losing
+        dbt.DbtProject.build = tampered
         sys.exit(cli.main(sys.argv[1:]))
     """)
-    lost = runner(contract(platform, src), wrapper=lose_a_row)
-    assert lost.returncode == 1, lost.stdout + lost.stderr
-    assert "row conservation: provider:" in lost.stdout
-    assert "(NOT conserved)" in lost.stdout
-    assert published_state(endpoints, trino_client, src) == before
+    for fault in (
+        "delete from %(table)s where %(last)s",
+        "insert into %(table)s select * from %(table)s where %(last)s",
+    ):
+        broken = runner(contract(platform, src), fault, wrapper=tampered)
+        assert broken.returncode == 1, broken.stdout + broken.stderr
+        assert "row conservation: provider:" in broken.stdout
+        assert "(NOT conserved)" in broken.stdout
+        assert published_state(endpoints, trino_client, src) == before
     # The next run rebuilds staging from main and publishes the same batch whole.
     again = runner(contract(platform, src))
     assert again.returncode == 0, again.stdout + again.stderr
@@ -481,11 +492,12 @@ def test_elementary_reports_every_run_and_a_report_failure_never_blocks_publishi
         conn.execute("delete from provider where provider_id = 800002")
     wait_for_cdc(platform, src.client_id)
     unstored = runner(
-        {**reports, "RUN_ID": "unstored", "REPORTS_S3_ENDPOINT": "http://127.0.0.1:9"},
+        {**reports, "RUN_ID": "unstored", "REPORTS_URI": "s3://no-such-bucket/reports"},
         *packages,
     )
     assert unstored.returncode == 0, unstored.stdout + unstored.stderr
     assert "warning: the Elementary report failed (publishing is not affected)" in unstored.stdout
+    assert "NoSuchBucket" in unstored.stdout
     assert_lake_equals_source(platform, src)
 
 

@@ -304,16 +304,17 @@ def test_last_run_links_the_report_its_job_stored() -> None:
         "spec": cron["spec"]["jobTemplate"]["spec"],
         "status": {"startTime": "t", "succeeded": 1},
     }
-    assert lastrun.run_of(job)["report"] == (
-        "s3://reports/runs/acme-health/acme-health-pipeline-29000000.html"
-    )
+    where = "s3://reports/runs/acme-health/acme-health-pipeline-29000000.html"
     # The same name the runner uploads to: the run contract computes both.
     contract = desired.build_run_config(spec(), reporting)
-    assert contract.report_uri("acme-health-pipeline-29000000") == lastrun.run_of(job)["report"]
-    # A run still going has no report yet; without a reports location, none at all.
-    assert "report" not in lastrun.run_of({**job, "status": {"startTime": "t"}})
+    assert contract.report_uri("acme-health-pipeline-29000000") == where
+    assert lastrun.run_of(job, {"report": where})["report"] == where
+    # Not stored (no Elementary, nothing new, a failure), or said to be elsewhere: no link.
+    assert "report" not in lastrun.run_of(job, {})
+    assert "report" not in lastrun.run_of(job, {"report": "s3://elsewhere/x.html"})
     plain = desired.build_cronjob(spec(), SETTINGS, {"name": "acme-health", "uid": "u-1"})
-    assert "report" not in lastrun.run_of({**job, "spec": plain["spec"]["jobTemplate"]["spec"]})
+    unset = {**job, "spec": plain["spec"]["jobTemplate"]["spec"]}
+    assert "report" not in lastrun.run_of(unset, {"report": where})
 
 
 def test_the_runners_outcome_names_failed_checks_and_a_failed_report() -> None:

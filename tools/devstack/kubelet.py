@@ -105,7 +105,9 @@ def run_job(
         raise RuntimeError(f"Job {job_name}'s container has no command: nothing to run locally")
     env = {**os.environ, **resolve_env(core, namespace, container, pod), **(extra_env or {})}
     # The container's terminationMessagePath, as a kubelet mounts it: a file of its own.
-    message_file = Path(tempfile.mkstemp(prefix=f"{job_name}-", suffix=".termination-log")[1])
+    fd, name = tempfile.mkstemp(prefix=f"{job_name}-", suffix=".termination-log")
+    os.close(fd)
+    message_file = Path(name)
     if TERMINATION_LOG_ENV in env:
         env[TERMINATION_LOG_ENV] = str(message_file)
     # Console scripts live beside this interpreter in the project's environment.
@@ -121,7 +123,8 @@ def run_job(
         code = subprocess.run(argv, env=env, timeout=timeout, check=False).returncode
     except subprocess.TimeoutExpired:
         code = 124
-    message = message_file.read_text()[:TERMINATION_LOG_LIMIT]
+    # The kubelet keeps at most 4096 bytes.
+    message = message_file.read_bytes()[:TERMINATION_LOG_LIMIT].decode(errors="ignore")
     message_file.unlink()
     _report(
         core,

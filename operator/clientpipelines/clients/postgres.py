@@ -63,7 +63,8 @@ class SourcePostgres:
     def query(self, statement: str) -> list[tuple[object, ...]]:
         """Rows of one read-only statement (the reconciliation's aggregates)."""
         with self._session() as conn:
-            conn.read_only = True
+            # Autocommit: every statement is its own transaction, read-only from here.
+            conn.execute("set default_transaction_read_only = on")
             return list(conn.execute(statement.encode()).fetchall())
 
     def primary_key(self, schema: str, table: str) -> list[str]:

@@ -65,16 +65,18 @@ def run_of(job: Mapping[str, Any], outcome: Mapping[str, Any] | None = None) -> 
         run["completionTime"] = str(status["completionTime"])
     if message:
         run["message"] = message[:500]
-    report = report_of(job)
-    if report and phase != "Running":
-        run["report"] = report
     outcome = outcome or {}
+    # Linked only when the runner says it stored it, and where this Job's contract
+    # puts reports (the runner's word is not taken for any other address).
+    expected = report_of(job)
+    if expected and outcome.get("report") == expected:
+        run["report"] = expected
     if outcome.get("reportError"):
-        run.pop("report", None)
         run["reportError"] = str(outcome["reportError"])[:300]
     for key, field in (("failed", "failedChecks"), ("warned", "warnedTests")):
         if names := _names(outcome.get(key)):
-            run[field] = names
+            omitted = int(outcome.get(f"{key}Omitted") or 0) + len(outcome[key]) - len(names)
+            run[field] = names + ([f"... and {omitted} more"] if omitted > 0 else [])
     return run
 
 

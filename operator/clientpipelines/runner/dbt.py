@@ -14,6 +14,8 @@ from pathlib import Path
 from typing import Any
 
 ELEMENTARY = "elementary"
+# An edr command never holds a run (and the client's lock) longer than this.
+EDR_TIMEOUT = 600
 
 
 def _package_hub_unreachable(timeout: float = 3.0) -> str | None:
@@ -136,6 +138,10 @@ class DbtProject:
             args.append("--full-refresh")
         if not unit_tests:
             args += ["--exclude-resource-type", "unit_test"]
+        if self.elementary:
+            # Elementary's own models are built at setup (once per version) and its
+            # "views" before edr reads them; its hooks still record this build.
+            args += ["--exclude", f"package:{ELEMENTARY}"]
         ok, nodes = self.invoke(args)
         result = BuildResult()
         for n in nodes:
@@ -152,8 +158,14 @@ class DbtProject:
                 str(n.message or ""),
                 getattr(n.node, "compiled_code", None) if n.node.resource_type == "test" else None,
             )
-            (result.warned if status == "warn" else result.failed).append(outcome)
-        if not ok and not result.failed:
+            # Elementary never blocks a publish: its nodes and hooks only warn.
+            elementary = getattr(n.node, "package_name", None) == ELEMENTARY
+            (result.warned if status == "warn" or elementary else result.failed).append(outcome)
+        if not ok and not result.failed and self.elementary and result.passed:
+            result.warned.append(
+                NodeOutcome("dbt", "hooks", "warn", "a hook failed after the build (see above)")
+            )
+        elif not ok and not result.failed:
             result.failed.append(
                 NodeOutcome("dbt", "build", "error", "failed before running any node (see above)")
             )
@@ -201,51 +213,75 @@ class DbtProject:
             raise ElementaryFailed("Elementary's result views failed to build")
         self._views_fresh = True
 
-    def edr(self, command: str, env: dict[str, str], *args: str) -> str:
+    def edr(self, command: str, env: dict[str, str], *args: str, webhook: str | None = None) -> str:
         """Run Elementary's CLI on this run's results; its output, or ElementaryFailed.
 
         `env` names the catalog and schema (the `elementary` profile reads them).
         """
         self.refresh_elementary_views()
-        config_dir = self.dir / "edr"
-        config_dir.mkdir(exist_ok=True)
-        # No telemetry from a pipeline run (and no waiting on an unreachable host).
-        (config_dir / "config.yml").write_text("anonymous_usage_tracking: false\n")
+        # edr's settings, read from --config-dir and (its version check) ~/.edr: no
+        # telemetry and no PyPI lookup from a pipeline run; the alerts' webhook here
+        # rather than on a command line anyone on the host can read.
+        home = self.dir / "edr-home"
+        config_dir = home / ".edr"
+        config_dir.mkdir(parents=True, exist_ok=True)
+        settings: dict[str, Any] = {
+            "anonymous_usage_tracking": False,
+            "disable_elementary_version_check": True,
+        }
+        if webhook:
+            settings["slack"] = {"notification_webhook": webhook}
+        config = config_dir / "config.yml"
+        config.write_text(json.dumps(settings))  # JSON is YAML
+        config.chmod(0o600)
         edr = shutil.which("edr") or str(Path(sys.executable).with_name("edr"))
         argv = [edr, command, "--project-dir", str(self.dir), "--profiles-dir", str(self.dir)]
         argv += ["--config-dir", str(config_dir), "--target-path", str(self.dir / "edr-target")]
-        done = subprocess.run(
-            [*argv, *args],
-            env={
-                **os.environ,
-                **env,
-                # edr runs dbt on its own project inside the package: keep dbt's
-                # files in scratch space (the image's root filesystem is read-only).
-                "DBT_TARGET_PATH": str(self.dir / "edr-target" / "dbt"),
-                "DBT_LOG_PATH": str(self.dir / "edr-target" / "logs"),
-            },
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        output = done.stdout + done.stderr
+        try:
+            done = subprocess.run(
+                [*argv, *args],
+                env={
+                    **os.environ,
+                    **env,
+                    "HOME": str(home),
+                    # edr runs dbt on its own project inside the package: keep dbt's
+                    # files in scratch space (the image's root filesystem is read-only).
+                    "DBT_TARGET_PATH": str(self.dir / "edr-target" / "dbt"),
+                    "DBT_LOG_PATH": str(self.dir / "edr-target" / "logs"),
+                },
+                cwd=self.dir,
+                capture_output=True,
+                text=True,
+                timeout=EDR_TIMEOUT,
+                check=False,
+            )
+        except subprocess.TimeoutExpired as exc:
+            raise ElementaryFailed(f"edr {command} did not finish in {EDR_TIMEOUT} s") from exc
+        except OSError as exc:
+            raise ElementaryFailed(f"edr {command} could not start: {exc}") from exc
         if done.returncode != 0:
-            tail = "\n".join(output.strip().splitlines()[-5:])
-            raise ElementaryFailed(f"edr {command} exited {done.returncode}: {tail}")
-        return output
+            # The output can quote data (dbt and Trino errors): it goes to the run's
+            # log, the exception (status, Events) only says that edr failed.
+            print(done.stdout + done.stderr, flush=True)
+            raise ElementaryFailed(f"edr {command} exited {done.returncode} (its output is above)")
+        return done.stdout + done.stderr
 
     def elementary_report(self, env: dict[str, str], report: Path) -> None:
         """`edr report` into `report`, from the results this run uploaded."""
-        self.edr("report", env, "--file-path", str(report), "--open-browser", "false")
+        self.edr(
+            "report",
+            env,
+            *("--file-path", str(report), "--open-browser", "false", "--disable-samples", "true"),
+        )
         if not report.is_file():
             raise ElementaryFailed(f"edr report wrote no {report.name}")
 
     def elementary_alerts(self, env: dict[str, str], webhook: str, report_url: str | None) -> None:
         """`edr monitor`: Elementary's alerts on this run's test results, to a Slack webhook."""
-        args = ["--slack-webhook", webhook, "--days-back", "1"]
+        args = ["--days-back", "1", "--disable-samples", "true"]
         if report_url:
             args += ["--report-url", report_url]
-        self.edr("monitor", env, *args)
+        self.edr("monitor", env, *args, webhook=webhook)
 
 
 class ElementaryFailed(Exception):
@@ -270,7 +306,8 @@ def copy_packages(source: Path, target: Path) -> list[str]:
     for package in sorted(p for p in source.iterdir() if (p / "dbt_project.yml").is_file()):
         if (target / package.name).exists():
             continue
-        with tempfile.TemporaryDirectory(dir=target, prefix=".installing-") as tmp:
+        # Staged beside dbt_packages, not in it: dbt reads every folder there as a package.
+        with tempfile.TemporaryDirectory(dir=target.parent, prefix=".installing-") as tmp:
             shutil.copytree(package, Path(tmp) / package.name)
             try:
                 (Path(tmp) / package.name).rename(target / package.name)

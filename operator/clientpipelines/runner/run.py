@@ -32,7 +32,7 @@ from clientpipelines.runconfig import (
 from clientpipelines.runner.audit import count_table
 from clientpipelines.runner.dbt import DbtProject, ElementaryFailed, NodeOutcome
 from clientpipelines.runner.lock import LockHeld, run_lock
-from clientpipelines.runner.reports import UploadFailed, upload
+from clientpipelines.runner.reports import upload
 from clientpipelines.runner.watermark import (
     HeadExpired,
     RebuildNeeded,
@@ -225,8 +225,7 @@ class Run:
             project.elementary_alerts(
                 self.edr_env(), webhook, self.config.report_uri(self.options.run_id)
             )
-        except ElementaryFailed as exc:
-            # edr's output may quote its arguments: never the webhook's URL.
+        except Exception as exc:
             _say(f"warning: Elementary's alerts failed: {str(exc).replace(webhook, '<webhook>')}")
             return
         _say("Elementary's alerts sent")
@@ -244,10 +243,10 @@ class Run:
             project.elementary_report(self.edr_env(), report)
             if uri:
                 upload(report, uri, c.reports_s3_endpoint)
-        except (ElementaryFailed, UploadFailed) as exc:
+        except Exception as exc:
             _say(f"warning: the Elementary report failed (publishing is not affected): {exc}")
             self.summary.append("report: failed")
-            self.report_error = str(exc).splitlines()[0][:300]
+            self.report_error = f"{type(exc).__name__}: {str(exc).splitlines()[0][:300]}"
             return
         self.report = uri
         self.summary.append(f"report: {uri or report}")
@@ -304,7 +303,10 @@ class Run:
                 _say("no new changes since the last published run: nothing to build or publish")
                 self.summary.append("no new changes; main untouched")
                 return EXIT_PUBLISHED
-            project = DbtProject(o.dbt_project_dir, Path(tmp), c.dbt_vars_for(o.run_id))
+            # The batch id must never repeat (the batch's latest changes are selected
+            # by it); a Job's name can, once the old Job is gone.
+            batch_id = f"{o.run_id}-{uuid.uuid4().hex[:8]}"
+            project = DbtProject(o.dbt_project_dir, Path(tmp), c.dbt_vars_for(batch_id))
             elementary = self.step(
                 "dbt deps", lambda: project.install_packages(_say, o.packages_dir)
             )
@@ -361,6 +363,7 @@ class Run:
 def run(config: RunConfig, options: RunOptions) -> int:
     runner = Run(config, options)
     started = time.monotonic()
+    code = EXIT_FAILED
     try:
         code = runner.execute()
     except RunFailed as exc:
@@ -379,12 +382,14 @@ def run(config: RunConfig, options: RunOptions) -> int:
     except ServiceError as exc:
         _say(f"error: {exc}")
         code = EXIT_FAILED
+    finally:
+        # Even a crash leaves the operator its outcome (a traceback follows in the log).
+        leave_outcome(runner, code)
     _say(
         f"summary: {OUTCOMES[code]} in {time.monotonic() - started:.1f}s; "
         + "; ".join(runner.summary)
     )
     sys.stdout.flush()
-    leave_outcome(runner, code)
     return code
 
 

@@ -142,22 +142,34 @@ def new_changes(trino: TrinoClient, config: RunConfig, say: Callable[[str], None
             f" cast(null as bigint) from ({counts}){at_marks}"
         )
         live = {(r[1], r[2]): (r[3], r[4]) for r in rows if r[0] == "mark"}
-        for p, o, _, _ in marks:
+        for p, o, lsn, ts in marks:
             if (p, o) in live:
+                if live[(p, o)] != (lsn, ts):
+                    say(
+                        f"{topic}: the change at the published watermark is not the one "
+                        "loaded (the topic was deleted and created again): rebuilding from "
+                        "every offset"
+                    )
+                    raise RebuildNeeded(f"{table}: topic recreated")
                 continue
             # Nothing at the watermark. A topic created again (and shorter) still
-            # holds offsets below it; one whose head expired holds none up to it.
-            below = trino.query(
-                f"select count(*) from {topic}"  # noqa: S608
-                f" where _partition_id = {p} and _partition_offset <= {o}"
-            )
-            if not below[0][0]:
+            # holds offsets below it; one whose head expired holds none up to it, and
+            # is still complete only if it starts right after it.
+            below, after = trino.query(
+                f"select count_if(_partition_offset <= {o}), count_if(_partition_offset = {o + 1})"  # noqa: S608
+                f" from {topic} where _partition_id = {p} and _partition_offset <= {o + 1}"
+            )[0]
+            if below:
+                say(
+                    f"{topic}: the change at the published watermark is not in the topic "
+                    "(it was deleted and created again): rebuilding from every offset"
+                )
+                raise RebuildNeeded(f"{table}: topic recreated")
+            if not after:
                 raise HeadExpired(topic, f"partition {p} holds nothing up to the watermark {o}")
-        if any(live.get((p, o)) != (lsn, ts) for p, o, lsn, ts in marks):
             say(
-                f"{topic}: the change at the published watermark is not in the topic "
-                "(it was deleted and created again): rebuilding from every offset"
+                f"{topic}: partition {p} now starts right after the published watermark"
+                f" ({o}): nothing unpublished was lost; continuing"
             )
-            raise RebuildNeeded(f"{table}: topic recreated")
         total += int(next(r[1] for r in rows if r[0] == "new") or 0)
     return total
