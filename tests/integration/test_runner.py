@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -255,6 +256,44 @@ def test_a_runner_killed_before_publish_leaves_main_and_the_next_run_publishes(
     recovered = runner(contract(platform, src))
     assert recovered.returncode == 0, recovered.stdout + recovered.stderr
     assert "broke the lock" in recovered.stdout
+    assert_lake_equals_source(platform, src)
+
+
+def test_nessie_restarting_mid_build_is_retried_and_the_run_publishes(
+    platform: Stack, endpoints: Endpoints, cdc_client: ClientSource
+) -> None:
+    # Nessie goes away while dbt builds (a pod rescheduled): the requests it drops fail
+    # their models; the runner re-runs those (dbt retry) instead of failing the run.
+    src = cdc_client
+    wait_for_cdc(platform, src.client_id)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "clientpipelines.runner.cli", "run"],
+        env={**os.environ, **contract(platform, src)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    restart: threading.Thread | None = None
+    lines = []
+    try:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            lines.append(line)
+            if restart is None and "START sql incremental model" in line:
+                restart = threading.Thread(
+                    target=lambda: (platform.stop_service("nessie"), platform.up(progress=False))
+                )
+                restart.start()
+        code = proc.wait(timeout=600)
+    finally:
+        proc.kill()
+        if restart is not None:
+            restart.join(timeout=120)
+    output = "".join(lines)
+    assert restart is not None, output
+    assert "nessie" in platform.running()
+    assert code == 0, output
+    assert "(dbt retry)" in output
     assert_lake_equals_source(platform, src)
 
 

@@ -8,6 +8,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,6 +17,28 @@ from typing import Any
 ELEMENTARY = "elementary"
 # An edr command never holds a run (and the client's lock) longer than this.
 EDR_TIMEOUT = 600
+# A model that failed only because a service dropped a request is re-run (`dbt retry`)
+# this many times, after these pauses, before the run gives up (see transient_error).
+BUILD_RETRY_PAUSES = (5.0, 15.0, 40.0)
+# Errors of transport, not of data or SQL: Nessie's client when a request never got an
+# answer (Iceberg's commits are atomic, so nothing was half-written), or the socket
+# to Trino, Nessie or S3 failing.
+TRANSIENT_MARKERS = (
+    "Failed to execute GET request against",
+    "Failed to execute POST request against",
+    "Failed to execute PUT request against",
+    "Failed to execute DELETE request against",
+    "Connection refused",
+    "Connection reset",
+    "Broken pipe",
+    "header parser received no bytes",
+    "NO_NODES_AVAILABLE",
+)
+
+
+def transient_error(message: str) -> bool:
+    """Whether a node's error is a dropped request that a re-run can get past."""
+    return any(marker in message for marker in TRANSIENT_MARKERS)
 
 
 def _package_hub_unreachable(timeout: float = 3.0) -> str | None:
@@ -54,6 +77,16 @@ class BuildResult:
     passed: int = 0
     failed: list[NodeOutcome] = field(default_factory=list)
     warned: list[NodeOutcome] = field(default_factory=list)
+
+
+def _retryable(nodes: list[Any]) -> list[str]:
+    """The failed nodes' names when every failure is transient; else none (no retry)."""
+    failed = [n for n in nodes if str(n.status) in ("fail", "error", "runtime error")]
+    if failed and all(
+        str(n.status) == "error" and transient_error(str(n.message or "")) for n in failed
+    ):
+        return [n.node.name for n in failed]
+    return []
 
 
 class DbtProject:
@@ -129,8 +162,19 @@ class DbtProject:
         nodes = list(getattr(result.result, "results", None) or [])
         return bool(result.success), nodes
 
-    def build(self, *, select: str | None, full_refresh: bool, unit_tests: bool) -> BuildResult:
-        """`dbt build`: what passed, what failed (blocks publishing), what only warned."""
+    def build(
+        self,
+        *,
+        select: str | None,
+        full_refresh: bool,
+        unit_tests: bool,
+        say: Callable[[str], None] = print,
+    ) -> BuildResult:
+        """`dbt build`: what passed, what failed (blocks publishing), what only warned.
+
+        Nodes that failed only on a dropped request (and those skipped after them) are
+        re-run with `dbt retry`; a test that fails, or any other error, is never retried.
+        """
         args = ["build"]
         if select:
             args += ["--select", select]
@@ -143,6 +187,20 @@ class DbtProject:
             # "views" before edr reads them; its hooks still record this build.
             args += ["--exclude", f"package:{ELEMENTARY}"]
         ok, nodes = self.invoke(args)
+        for pause in BUILD_RETRY_PAUSES:
+            retryable = _retryable(nodes)
+            if ok or not retryable:
+                break
+            say(
+                f"{', '.join(retryable)}: a service dropped a request; "
+                f"re-running the failed and skipped nodes (dbt retry) in {pause:.0f}s"
+            )
+            time.sleep(pause)
+            ok, again = self.invoke(["retry"])
+            # The retry's results replace the first ones for the nodes it re-ran.
+            by_id = {n.node.unique_id: n for n in nodes}
+            by_id.update({n.node.unique_id: n for n in again})
+            nodes = list(by_id.values())
         result = BuildResult()
         for n in nodes:
             status = str(n.status)

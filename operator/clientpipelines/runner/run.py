@@ -320,7 +320,10 @@ class Run:
             built = self.step(
                 f"dbt build on {self.names.staging_catalog}",
                 lambda: project.build(
-                    select=c.dbt_select, full_refresh=self.full_refresh, unit_tests=o.unit_tests
+                    select=c.dbt_select,
+                    full_refresh=self.full_refresh,
+                    unit_tests=o.unit_tests,
+                    say=_say,
                 ),
             )
             failing = [self.describe(n) for n in built.failed]
