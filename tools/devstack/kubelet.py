@@ -189,6 +189,12 @@ def _report(
             core.patch_namespaced_pod_status(pod.metadata.name, pod.metadata.namespace, body)
             return
         except client.exceptions.ApiException as exc:
+            if exc.status == 404:
+                # The Pod is gone: its Job passed activeDeadlineSeconds (the Job
+                # controller deletes its Pods) or was deleted. A kubelet has nothing
+                # left to report to.
+                print(f"local kubelet: Pod {pod.metadata.name} is gone; not reported", flush=True)
+                return
             if exc.status != 409 or attempt == 4:
                 raise
             time.sleep(0.2)

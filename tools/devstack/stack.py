@@ -14,6 +14,7 @@ unless wiped), `status` reports each service's state, port, PID and version.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import secrets
@@ -26,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from devstack import artifacts, procs, services
-from devstack.paths import run_root
+from devstack.paths import cache_root, run_root
 from devstack.services import (
     POSTGRES_MAJOR,
     REPORTS_BUCKET,
@@ -124,7 +125,12 @@ class Stack:
         # `postgres` user, which must be able to reach its data directory: a
         # folder of its own outside root's home.
         if os.geteuid() == 0:
-            return Path("/var/lib/clientpipelines") / f"postgres-{POSTGRES_MAJOR}"
+            root = Path("/var/lib/clientpipelines") / f"postgres-{POSTGRES_MAJOR}"
+            if self.directory != cache_root() / "run" / "stack":
+                # Another stack (CLIENTPIPELINES_RUN, its own ports) beside the default.
+                digest = hashlib.sha256(str(self.directory).encode()).hexdigest()[:8]
+                root = root.with_name(f"{root.name}-{digest}")
+            return root
         return self.data_dir("postgres")
 
     # -- credentials ---------------------------------------------------------------
