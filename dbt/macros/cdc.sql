@@ -1,67 +1,136 @@
-{#- The OMOP tables the project models, and how Debezium change events become rows. -#}
+{#- Every OMOP CDM table's models, from its definition (macros/omop_cdm.sql, generated),
+    and how Debezium change events become rows. -#}
 
-{# Columns of each source table with their types. Iceberg has no varchar(n): strings are varchar. #}
-{% macro omop_columns(table) -%}
-  {%- set columns = {
-    'care_site': [
-      ('care_site_id', 'bigint'), ('care_site_name', 'varchar'),
-      ('place_of_service_concept_id', 'integer'), ('location_id', 'bigint'),
-      ('care_site_source_value', 'varchar'), ('place_of_service_source_value', 'varchar'),
-    ],
-    'provider': [
-      ('provider_id', 'bigint'), ('provider_name', 'varchar'), ('npi', 'varchar'),
-      ('dea', 'varchar'), ('specialty_concept_id', 'integer'), ('care_site_id', 'bigint'),
-      ('year_of_birth', 'integer'), ('gender_concept_id', 'integer'),
-      ('provider_source_value', 'varchar'), ('specialty_source_value', 'varchar'),
-      ('specialty_source_concept_id', 'integer'), ('gender_source_value', 'varchar'),
-      ('gender_source_concept_id', 'integer'),
-    ],
-  } -%}
-  {{ return(columns[table]) }}
-{%- endmacro %}
-
-{% macro primary_key(table) -%}
-  {{ return({'care_site': 'care_site_id', 'provider': 'provider_id'}[table]) }}
+{# Columns of a CDM table as (name, lake type, name in SQL). #}
+{% macro cdm_columns(table) -%}
+  {%- set out = [] -%}
+  {%- for name, kind, type, ident in omop_table(table).columns -%}
+    {%- do out.append((name, type, ident)) -%}
+  {%- endfor -%}
+  {{ return(out) }}
 {%- endmacro %}
 
 {% macro column_list(table, prefix='') -%}
-  {%- for name, type in omop_columns(table) %}{{ prefix }}{{ name }}{% if not loop.last %}, {% endif %}{% endfor -%}
+  {%- for name, type, ident in cdm_columns(table) %}{{ prefix }}{{ ident }}{% if not loop.last %}, {% endif %}{% endfor -%}
 {%- endmacro %}
 
 {% macro is_cdc() -%}
   {{ return(var('ingestion_mode') == 'cdc') }}
 {%- endmacro %}
 
+{# Whether the client onboarded this table: only then are its models built. #}
+{% macro onboarded(table) -%}
+  {{ return(table in var('tables')) }}
+{%- endmacro %}
+
+{#
+  The row key as one value, the same expression as omop.Table.key_sql in the
+  operator's package: the key column, or a JSON array of the key's values as text.
+  `exprs` maps each key column to what holds it.
+#}
+{% macro row_key(table, exprs) -%}
+  {%- set key = omop_table(table).key -%}
+  {%- if key | length == 1 -%}
+    {{ exprs[key[0]] }}
+  {%- else -%}
+    json_format(cast(array[{% for k in key %}cast({{ exprs[k] }} as varchar){% if not loop.last %}, {% endif %}{% endfor %}] as json))
+  {%- endif -%}
+{%- endmacro %}
+
+{#
+  A field of a Debezium event's row image, typed. The connector sends decimals as
+  strings (decimal.handling.mode=string), dates as days and timestamps as microseconds
+  since the epoch (time.precision.mode=adaptive_time_microseconds; the CDM's DDL
+  declares TIMESTAMP, i.e. microseconds).
+#}
+{% macro event_field(image, name, kind, type) -%}
+  {%- set raw = "json_extract_scalar(_message, '$." ~ image ~ "." ~ name ~ "')" -%}
+  {%- if kind == 'date' -%}
+    date_add('day', cast({{ raw }} as integer), date '1970-01-01')
+  {%- elif kind == 'datetime' -%}
+    {#- In UTC whatever the session's zone; decimal: 9999-12-31 in nanoseconds overflows bigint. -#}
+    cast(at_timezone(from_unixtime_nanos(cast({{ raw }} as decimal(38, 0)) * 1000), 'UTC') as timestamp(6))
+  {%- elif kind in ('varchar', 'text') -%}
+    {{ raw }}
+  {%- else -%}
+    cast({{ raw }} as {{ type }})
+  {%- endif -%}
+{%- endmacro %}
+
+{% macro image_fields(table, image) -%}
+  {%- set fields = {} -%}
+  {%- for name, kind, type, ident in omop_table(table).columns -%}
+    {%- do fields.update({name: event_field(image, name, kind, type)}) -%}
+  {%- endfor -%}
+  {{ return(fields) }}
+{%- endmacro %}
+
 {#
   Staging: one row per Debezium change event, typed. The row image is `after`
   (create, update, snapshot read) or, for a delete, only the key from `before`.
-  Debezium's JSON converter writes integers as numbers and strings as strings;
-  these tables have no decimal or temporal columns (decimal.handling.mode=string
-  and time.precision.mode=connect cover them where a client's tables do).
+  A key change arrives from Debezium as a delete and a create (for a table without
+  a primary key too: its messages are keyed by the row key, message.key.columns).
+  Should one arrive as a single update with differing keys in `before` and `after`
+  (its source has REPLICA IDENTITY FULL), it also yields a delete of the old key.
 #}
 {% macro stg_cdc(table) -%}
-  {%- set pk = primary_key(table) -%}
+{{ config(enabled=is_cdc() and onboarded(table)) }}
+  {%- set after = image_fields(table, 'after') -%}
+  {%- set before = image_fields(table, 'before') -%}
+  {%- set first_key = omop_table(table).key[0] -%}
+with events as (
+    select
+        json_extract_scalar(_message, '$.op') as change_op,
+        cast(json_extract_scalar(_message, '$.source.lsn') as bigint) as change_lsn,
+        cast(json_extract_scalar(_message, '$.ts_ms') as bigint) as change_ts_ms,
+        _partition_id,
+        _partition_offset,
+        _message
+    from {{ source('cdc', table) }}
+    where _message is not null
+)
 select
-    json_extract_scalar(_message, '$.op') as change_op,
-    cast(json_extract_scalar(_message, '$.source.lsn') as bigint) as change_lsn,
-    cast(json_extract_scalar(_message, '$.ts_ms') as bigint) as change_ts_ms,
+    change_op,
+    change_lsn,
+    change_ts_ms,
     _partition_id,
     _partition_offset,
-    cast(coalesce(
-        json_extract_scalar(_message, '$.after.{{ pk }}'),
-        json_extract_scalar(_message, '$.before.{{ pk }}')
-    ) as bigint) as change_key,
-  {%- for name, type in omop_columns(table) %}
-    cast(json_extract_scalar(_message, '$.after.{{ name }}') as {{ type }}) as {{ name }}{% if not loop.last %},{% endif %}
+    'after' as change_image,
+    {#- A key column is never null in a row image: no `after` means a delete. -#}
+    cast(case
+        when json_extract_scalar(_message, '$.after.{{ first_key }}') is not null
+        then {{ row_key(table, after) }}
+        else {{ row_key(table, before) }}
+    end as {{ omop_table(table).key_type }}) as change_key,
+  {%- for name, type, ident in cdm_columns(table) %}
+    {{ after[name] }} as {{ ident }}{% if not loop.last %},{% endif %}
   {%- endfor %}
-from {{ source('cdc', table) }}
-where _message is not null
+from events
+{%- if not omop_table(table).primary_key %}
+union all
+select
+    'd' as change_op,
+    change_lsn,
+    change_ts_ms,
+    _partition_id,
+    _partition_offset,
+    'before' as change_image,
+    cast({{ row_key(table, before) }} as {{ omop_table(table).key_type }}) as change_key,
+  {%- for name, type, ident in cdm_columns(table) %}
+    cast(null as {{ type }}) as {{ ident }}{% if not loop.last %},{% endif %}
+  {%- endfor %}
+from events
+where change_op = 'u'
+  and json_extract_scalar(_message, '$.before.{{ first_key }}') is not null
+  and {{ row_key(table, before) }} <> {{ row_key(table, after) }}
+{%- endif %}
 {%- endmacro %}
 
 {% macro stg_src(table) -%}
+{{ config(enabled=not is_cdc() and onboarded(table)) }}
 select
-  {%- for name, type in omop_columns(table) %}
-    cast({{ name }} as {{ type }}) as {{ name }}{% if not loop.last %},{% endif %}
+  {%- for name, type, ident in cdm_columns(table) %}
+    cast({{ ident }} as {{ type }}) as {{ ident }}{% if not loop.last %},{% endif %}
   {%- endfor %}
 from {{ source('src', table) }}
 {%- endmacro %}
@@ -102,7 +171,13 @@ from {{ source('src', table) }}
 
 {# The change log: every change event, appended once, with the batch that loaded it. #}
 {% macro changes_model(table) -%}
-{{ config(materialized='incremental', incremental_strategy='append', enabled=is_cdc()) }}
+{#- A change log written before a column existed (change_image) gains it. -#}
+{{ config(
+    materialized='incremental',
+    incremental_strategy='append',
+    on_schema_change='append_new_columns',
+    enabled=is_cdc() and onboarded(table),
+) }}
 {%- for filter in new_offsets_filters() %}
 {%- if not loop.first %}
 union all
@@ -121,7 +196,12 @@ where {{ filter }}
   one, so it needs no special case.
 #}
 {% macro batch_latest_model(table) -%}
-{{ config(enabled=is_cdc()) }}
+{{ config(enabled=is_cdc() and onboarded(table)) }}
+  {%- set batch = var("batch_id", invocation_id) -%}
+  {%- set toasted = [] -%}
+  {%- for name, kind, type, ident in omop_table(table).columns if kind == 'text' -%}
+    {%- do toasted.append(ident) -%}
+  {%- endfor %}
 select *
 from (
     select
@@ -130,26 +210,64 @@ from (
             partition by change_key
             order by change_lsn desc, _partition_id desc, _partition_offset desc
         ) as change_rank
+  {%- if not toasted %}
     from {{ ref(table ~ '_changes') }} as c
-    where batch_id = '{{ var("batch_id", invocation_id) }}'
+    where batch_id = '{{ batch }}'
+  {%- else %}
+    {#-
+      Long text is TOASTed by Postgres: an update that leaves it unchanged reaches
+      Debezium without it, and the event carries a placeholder instead. Such a value
+      is the key's last real one, from the change log's history of the batch's keys
+      (the snapshot or insert always carried it).
+    #}
+    from (
+        select
+            change_op, change_lsn, change_ts_ms, _partition_id, _partition_offset,
+            change_image, change_key, batch_id,
+          {%- for name, type, ident in cdm_columns(table) %}
+          {%- if ident in toasted %}
+            case when {{ ident }} = '{{ var("debezium_unavailable_value") }}' then element_at(
+                last_value(
+                    case when {{ ident }} is distinct from '{{ var("debezium_unavailable_value") }}'
+                    then array[{{ ident }}] end
+                ) ignore nulls over (
+                    partition by change_key
+                    order by change_lsn, _partition_id, _partition_offset
+                    rows between unbounded preceding and 1 preceding
+                ), 1) else {{ ident }} end as {{ ident }}{% if not loop.last %},{% endif %}
+          {%- else %}
+            {{ ident }}{% if not loop.last %},{% endif %}
+          {%- endif %}
+          {%- endfor %}
+        from {{ ref(table ~ '_changes') }}
+        where change_key in (
+            select change_key from {{ ref(table ~ '_changes') }} where batch_id = '{{ batch }}'
+        )
+    ) as c
+    where batch_id = '{{ batch }}'
+  {%- endif %}
 ) as ranked
 where change_rank = 1
 {%- endmacro %}
 
 {#
-  A table's current state. CDC: merge this batch's latest changes on the primary
-  key; keys whose latest change is a delete are removed first. Full reload: the
-  source table as it is now.
+  A table's current state. CDC: merge this batch's latest changes on the row key;
+  keys whose latest change is a delete are removed first. Full reload: the source
+  table as it is now.
 #}
 {% macro current_state_model(table) -%}
-  {%- set pk = primary_key(table) -%}
+  {%- set key = omop_table(table).key -%}
+  {%- set same = {} -%}
+  {%- for name, type, ident in cdm_columns(table) if name in key -%}{%- do same.update({name: ident}) -%}{%- endfor -%}
+  {%- set key_sql = row_key(table, same) -%}
   {%- if is_cdc() -%}
 {{ config(
+    enabled=onboarded(table),
     materialized='incremental',
     incremental_strategy='merge',
-    unique_key=pk,
+    unique_key=key,
     pre_hook=[
-        "{% if is_incremental() %}delete from {{ this }} where " ~ pk ~ " in (select change_key from "
+        "{% if is_incremental() %}delete from {{ this }} where " ~ key_sql ~ " in (select change_key from "
         ~ "{{ ref('int_" ~ table ~ "__batch_latest') }} where change_op = 'd'){% endif %}"
     ],
 ) }}
@@ -157,9 +275,8 @@ select {{ column_list(table) }}
 from {{ ref('int_' ~ table ~ '__batch_latest') }}
 where change_op <> 'd'
   {%- else -%}
-{{ config(materialized='table') }}
+{{ config(enabled=onboarded(table), materialized='table') }}
 select {{ column_list(table) }}
 from {{ ref('stg_src__' ~ table) }}
   {%- endif -%}
 {%- endmacro %}
-

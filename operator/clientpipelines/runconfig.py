@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
 
+from clientpipelines import omop
 from clientpipelines.naming import ClientNames, InvalidClientId
 
 MODES = ("cdc", "full-reload")
@@ -88,6 +89,11 @@ class RunConfig:
             raise InvalidRunConfig(
                 f"{ENV['tables']}: {','.join(self.tables)!r} must be a comma-separated list of "
                 "lower-case table names"
+            )
+        if unknown := omop.unknown(self.tables):
+            raise InvalidRunConfig(
+                f"{ENV['tables']}: {', '.join(unknown)} not OMOP CDM v{omop.CDM_VERSION} "
+                "table(s); the dbt project models those only"
             )
         if not self.nessie_url:
             raise InvalidRunConfig(f"{ENV['nessie_url']}: required")

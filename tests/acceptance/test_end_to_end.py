@@ -17,6 +17,7 @@ from typing import Any
 
 import psycopg
 import pytest
+import yaml
 from kubernetes import client
 
 from clientpipelines.clients.kafka_connect import KafkaConnectClient
@@ -168,19 +169,26 @@ def test_two_clients_onboard_publish_refuse_bad_data_and_clean_up(
 
         # The clients see neither each other's data nor objects.
         sa, sb = ClientNames(a), ClientNames(b)
+        onboarded = yaml.safe_load(VALUES.read_text())["source"]["tables"]
+        assert len(onboarded) >= 15
         assert trino.query(f"show tables from {sa.cdc_catalog}.default") == [
-            (sa.topic("public", "care_site"),),
-            (sa.topic("public", "provider"),),
+            (sa.topic("public", t),) for t in sorted(onboarded)
         ]
         # b's published tables still equal b's source after a's changes were published.
         equal(platform, b)
 
         # Bad data: the run fails, lake is unchanged, the status shows the failed run.
-        published = f"select count(*), sum(provider_id) from lake.{sa.lake_schema}.provider"
+        # An observation period of a person the client's database does not have.
+        published = (
+            f"select count(*), sum(observation_period_id) from lake.{sa.lake_schema}"
+            ".observation_period"
+        )
         before = trino.query(published)
         with psycopg.connect(SampleData(platform).source(a).dsn(), autocommit=True) as conn:
-            conn.execute("alter table provider drop constraint provider_care_site_id_fkey")
-            conn.execute("insert into provider (provider_id, care_site_id) values (700001, 999999)")
+            conn.execute(
+                "insert into observation_period values"
+                " (700001, 999999, '2020-01-01', '2020-12-31', 32817)"
+            )
         wait_for_cdc(platform, a)
         assert run_pipeline_once(kube_api, control_plane.kubeconfig, a, namespace) == 1
         assert trino.query(published) == before
@@ -192,9 +200,9 @@ def test_two_clients_onboard_publish_refuse_bad_data_and_clean_up(
         # The runner's termination message named what failed; Elementary reported
         # the failed run where status.lastRun says.
         failed_run = last_run(kube_api, namespace, a)
-        # dbt's name for the test: relationships_provider_care_site_id__care_site_id__...
+        # dbt's name for the test: relationships_observation_period_person_id__person_id__...
         (check,) = failed_run["failedChecks"]
-        assert check.startswith("relationships_provider_care_site_id")
+        assert check.startswith("relationships_observation_period_person_id")
         report = failed_run["report"]
         assert report.startswith(f"{ep.reports}e2e/{a}/")
         html = s3_object(ep, report)
@@ -213,7 +221,7 @@ def test_two_clients_onboard_publish_refuse_bad_data_and_clean_up(
             lambda: any(
                 e.reason == "RunFailed"
                 and e.involved_object.name == a
-                and "relationships_provider_care_site_id" in (e.message or "")
+                and "relationships_observation_period_person_id" in (e.message or "")
                 for e in client.CoreV1Api(kube_api).list_namespaced_event(namespace).items
             ),
             timeout=30,

@@ -16,11 +16,12 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from clientpipelines import omop
 from clientpipelines.clients.nessie import NessieClient, Reference
 from clientpipelines.clients.trino import TrinoClient
 from clientpipelines.naming import ClientNames
 from clientpipelines.runconfig import RunConfig
-from devstack.sampledata import CARE_SITE_COLUMNS, PROVIDER_COLUMNS, ClientSource, SampleData
+from devstack.sampledata import CLINICAL_TABLES, SAMPLE_TABLES, ClientSource, SampleData
 from devstack.stack import Endpoints, Stack
 from devstack.wiring import (
     lake_differences,
@@ -37,11 +38,6 @@ from tests.receiver import webhook_receiver
 # Elementary's and dbt_utils' dbt packages as `dbt deps` lays them out, beside the
 # repository (dbt Hub is unreachable here; they are never vendored into it).
 DBT_PACKAGES = Path(__file__).resolve().parents[3] / "shared" / "dbt-packages"
-
-TABLES = {
-    "provider": (PROVIDER_COLUMNS, "provider_id"),
-    "care_site": (CARE_SITE_COLUMNS, "care_site_id"),
-}
 
 
 def contract(stack: Stack, src: ClientSource, mode: str = "cdc") -> dict[str, str]:
@@ -69,9 +65,9 @@ def runner(
 
 
 def lake_rows(trino: TrinoClient, client: str, table: str) -> list[tuple[object, ...]]:
-    cols, pk = TABLES[table]
+    t = omop.table(table)
     schema = ClientNames(client).lake_schema
-    return trino.query(f"select {', '.join(cols)} from lake.{schema}.{table} order by {pk}")
+    return trino.query(f"select {t.select_list} from lake.{schema}.{table} order by {t.key_sql()}")
 
 
 def assert_lake_equals_source(stack: Stack, src: ClientSource) -> None:
@@ -83,7 +79,7 @@ def published_state(
     endpoints: Endpoints, trino: TrinoClient, src: ClientSource
 ) -> tuple[str, dict[str, list[tuple[object, ...]]]]:
     """main's head and the client's published rows: what a refused run must leave."""
-    return main_hash(endpoints), {t: lake_rows(trino, src.client_id, t) for t in TABLES}
+    return main_hash(endpoints), {t: lake_rows(trino, src.client_id, t) for t in SAMPLE_TABLES}
 
 
 def main_hash(endpoints: Endpoints) -> str:
@@ -97,6 +93,27 @@ def cdc_client(platform: Stack) -> Iterator[ClientSource]:
     src = wire_client(platform, f"r{uuid.uuid4().hex[:8]}", rows=300)
     yield src
     unwire_client(platform, src.client_id)
+
+
+# A client whose tables reference each other through a required field (every
+# observation period names its person): a dangling one blocks a publish.
+PERSON_TABLES = ("person", "observation_period")
+
+
+@pytest.fixture
+def person_client(platform: Stack) -> Iterator[ClientSource]:
+    src = wire_client(platform, f"r{uuid.uuid4().hex[:8]}", rows=60, tables=PERSON_TABLES)
+    yield src
+    unwire_client(platform, src.client_id)
+
+
+def orphan_period(src: ClientSource, period_id: int) -> None:
+    """An observation period of a person who does not exist (the source has no FK)."""
+    with psycopg.connect(src.dsn(), autocommit=True) as conn:
+        conn.execute(
+            "insert into observation_period values (%s, 999999, '2020-01-01', '2020-12-31', 32817)",
+            (period_id,),
+        )
 
 
 def test_changes_flow_through_to_the_published_tables(
@@ -202,32 +219,27 @@ def test_cdc_to_full_reload_and_back_ends_equal_to_the_source(
 
 
 def test_bad_data_fails_a_test_and_main_stays_untouched(
-    platform: Stack, endpoints: Endpoints, trino_client: TrinoClient, cdc_client: ClientSource
+    platform: Stack, endpoints: Endpoints, trino_client: TrinoClient, person_client: ClientSource
 ) -> None:
-    src = cdc_client
+    src = person_client
     wait_for_cdc(platform, src.client_id)
     assert runner(contract(platform, src)).returncode == 0
-    before = published_state(endpoints, trino_client, src)
+    before = main_hash(endpoints), lake_rows(trino_client, src.client_id, "observation_period")
 
-    # The client's database lets a provider point at a care site that does not exist.
-    with psycopg.connect(src.dsn(), autocommit=True) as conn:
-        conn.execute("alter table provider drop constraint provider_care_site_id_fkey")
-        conn.execute(
-            "insert into provider (provider_id, provider_name, care_site_id)"
-            " values (800001, 'Orphan Ørsted', 999999)"
-        )
+    orphan_period(src, 800001)
     wait_for_cdc(platform, src.client_id)
     failed = runner(contract(platform, src))
     assert failed.returncode == 1, failed.stdout + failed.stderr
     assert "not published" in failed.stdout
-    assert "relationships_provider_care_site_id" in failed.stdout
+    assert "relationships_observation_period_person_id" in failed.stdout
     assert "from_field=999999" in failed.stdout  # the dangling key, named
-    assert published_state(endpoints, trino_client, src) == before
+    after = main_hash(endpoints), lake_rows(trino_client, src.client_id, "observation_period")
+    assert after == before
     # Staging keeps the bad build to inspect.
     names = ClientNames(src.client_id)
     staged = trino_client.query(
-        f"select care_site_id from {names.staging_catalog}.{names.lake_schema}.provider"
-        " where provider_id = 800001"
+        f"select person_id from {names.staging_catalog}.{names.lake_schema}.observation_period"
+        " where observation_period_id = 800001"
     )
     assert staged == [(999999,)]
 
@@ -340,7 +352,11 @@ def test_a_second_run_is_refused_while_one_holds_the_client(
 def test_full_reload_gives_the_same_tables(
     platform: Stack, endpoints: Endpoints, trino_client: TrinoClient
 ) -> None:
-    src = wire_client(platform, f"f{uuid.uuid4().hex[:8]}", rows=300, mode="full-reload")
+    # Every clinical table: numerics (NUMERIC in Postgres, double in the lake), dates
+    # and timestamps read through the postgresql catalog equal the source.
+    src = wire_client(
+        platform, f"f{uuid.uuid4().hex[:8]}", rows=40, mode="full-reload", tables=CLINICAL_TABLES
+    )
     try:
         result = runner(contract(platform, src, "full-reload"))
         assert result.returncode == 0, result.stdout + result.stderr
@@ -474,11 +490,11 @@ def test_a_batch_that_breaks_row_conservation_is_not_published(
 
 
 def test_elementary_reports_every_run_and_a_report_failure_never_blocks_publishing(
-    platform: Stack, endpoints: Endpoints, trino_client: TrinoClient, cdc_client: ClientSource
+    platform: Stack, endpoints: Endpoints, trino_client: TrinoClient, person_client: ClientSource
 ) -> None:
     if not DBT_PACKAGES.is_dir():
         pytest.skip(f"Elementary's dbt package is expected in {DBT_PACKAGES} (shared data)")
-    src = cdc_client
+    src = person_client
     names = ClientNames(src.client_id)
     reports = {
         **contract(platform, src),
@@ -506,12 +522,7 @@ def test_elementary_reports_every_run_and_a_report_failure_never_blocks_publishi
     assert tests[0][0] > 0
 
     # A failing run is reported too (after main was left as it was).
-    with psycopg.connect(src.dsn(), autocommit=True) as conn:
-        conn.execute("alter table provider drop constraint provider_care_site_id_fkey")
-        conn.execute(
-            "insert into provider (provider_id, provider_name, care_site_id)"
-            " values (800002, 'Dangling', 999999)"
-        )
+    orphan_period(src, 800002)
     wait_for_cdc(platform, src.client_id)
     with webhook_receiver() as slack:
         failed = runner(
@@ -523,12 +534,12 @@ def test_elementary_reports_every_run_and_a_report_failure_never_blocks_publishi
     # Elementary's own alert for the failed test reached the (Slack-compatible) webhook.
     assert "Elementary's alerts sent" in failed.stdout
     alerts = json.dumps(slack)
-    assert "relationships_provider_care_site_id" in alerts, alerts[:2000]
+    assert "relationships_observation_period_person_id" in alerts, alerts[:2000]
     assert "secret-token" not in failed.stdout + failed.stderr
 
     # The report cannot be stored: a warning; the (now good) batch publishes.
     with psycopg.connect(src.dsn(), autocommit=True) as conn:
-        conn.execute("delete from provider where provider_id = 800002")
+        conn.execute("delete from observation_period where observation_period_id = 800002")
     wait_for_cdc(platform, src.client_id)
     unstored = runner(
         {**reports, "RUN_ID": "unstored", "REPORTS_URI": "s3://no-such-bucket/reports"},

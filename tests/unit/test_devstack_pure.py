@@ -1,39 +1,58 @@
 from __future__ import annotations
 
+import datetime as dt
 import random
 import uuid
 
-from devstack.sampledata import (
-    CARE_SITE_COLUMNS,
-    PROVIDER_COLUMNS,
-    care_site_row,
-    provider_row,
-)
+from clientpipelines import omop
+from devstack.sampledata import CLINICAL_TABLES, make_row, table_sizes
 from devstack.stack import Endpoints, lake_catalog_properties
 
 
-def _rows(seed: int) -> list[tuple[object, ...]]:
+def _rows(table: str, seed: int, count: int = 500) -> list[tuple[object, ...]]:
     rng = random.Random(seed)
-    return [provider_row(rng, i, 10) for i in range(1, 500)]
+    sizes = table_sizes(CLINICAL_TABLES, 1000)
+    t = omop.table(table)
+    return [make_row(rng, t, i, lambda ref: rng.randint(1, sizes[ref])) for i in range(1, count)]
 
 
 def test_sample_rows_are_deterministic_from_the_seed() -> None:
-    assert _rows(3) == _rows(3)
-    assert _rows(3) != _rows(4)
+    assert _rows("provider", 3) == _rows("provider", 3)
+    assert _rows("provider", 3) != _rows("provider", 4)
 
 
 def test_sample_rows_look_like_real_extracts() -> None:
-    rows = _rows(5)
-    assert all(len(r) == len(PROVIDER_COLUMNS) for r in rows)
-    names = [r[1] for r in rows]
+    provider = omop.table("provider")
+    rows = _rows("provider", 5)
+    assert all(len(r) == len(provider.columns) for r in rows)
+    names = [r[provider.column_names.index("provider_name")] for r in rows]
     assert None in names  # NULLs
     assert any(isinstance(n, str) and not n.isascii() for n in names)  # non-ASCII names
     for r in rows:
-        uuid.UUID(str(r[8]))  # provider_source_value is a UUID
-        assert r[5] is None or 1 <= int(str(r[5])) <= 10  # points at an existing care site
-    site = care_site_row(random.Random(1), 7)
-    assert len(site) == len(CARE_SITE_COLUMNS)
-    assert site[0] == 7
+        source_value = r[provider.column_names.index("provider_source_value")]
+        assert source_value is None or uuid.UUID(str(source_value))
+        site = r[provider.column_names.index("care_site_id")]
+        assert site is None or 1 <= int(str(site)) <= 100  # an existing care site
+
+
+def test_every_clinical_table_gets_typed_rows_within_the_cdm_rules() -> None:
+    for name in CLINICAL_TABLES:
+        table = omop.table(name)
+        for row in _rows(name, 9, 50):
+            for column, value in zip(table.columns, row, strict=True):
+                if column.required:
+                    assert value is not None, (name, column.name)
+                if isinstance(value, str) and column.length:
+                    assert len(value) <= column.length, (name, column.name)
+                if column.kind == "datetime" and value is not None:
+                    assert isinstance(value, dt.datetime)
+                elif column.kind == "date" and value is not None:
+                    assert type(value) is dt.date
+            start = {c.name: v for c, v in zip(table.columns, row, strict=True)}
+            for column_name, value in start.items():
+                begin = start.get(column_name.replace("_end_", "_start_"))
+                if column_name.endswith("_end_date") and value and begin:
+                    assert value >= begin, (name, column_name)
 
 
 def test_lake_catalog_points_at_the_given_nessie_ref() -> None:

@@ -4,11 +4,7 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
-import pytest
-
 from clientpipelines.runner.dbt import _retryable, transient_error
-
-pytestmark = pytest.mark.unit
 
 DROPPED = (
     'TrinoQueryError(type=INTERNAL_ERROR, name=GENERIC_INTERNAL_ERROR, message="Failed to '

@@ -8,6 +8,7 @@ import os
 import shutil
 import sys
 import time
+from pathlib import Path
 
 from kubernetes import config as kube_config
 
@@ -17,7 +18,7 @@ from devstack.controlplane import ControlPlane, default_directory
 from devstack.operator import install_crd
 from devstack.paths import REPO_ROOT
 from devstack.procs import StartupError, tail
-from devstack.sampledata import SampleData
+from devstack.sampledata import CLINICAL_TABLES, SAMPLE_TABLES, SampleData
 from devstack.stack import SERVICES, Stack, endpoints_json, operator_env
 
 
@@ -105,7 +106,12 @@ def _seed(args: argparse.Namespace) -> int:
     data = SampleData()
     for client in args.client:
         started = time.monotonic()
-        src = data.create(client, rows=args.rows, seed=args.seed, replace=args.replace)
+        tables = args.tables.split(",") if args.tables else SAMPLE_TABLES
+        if args.tables == "clinical":
+            tables = CLINICAL_TABLES
+        src = data.create(
+            client, rows=args.rows, seed=args.seed, replace=args.replace, tables=tables
+        )
         print(
             f"{client}: database {src.database} on {src.host}:{src.port} "
             f"(user {src.username}) ready in {time.monotonic() - started:.1f}s",
@@ -144,6 +150,20 @@ def _gen_crds(_: argparse.Namespace) -> int:
     for source in manifests.SOURCES:
         (target / source.name).write_text(manifests.chart_copy(source))
         print(f"wrote {target / source.name}")
+    return 0
+
+
+def _gen_omop(args: argparse.Namespace) -> int:
+    """Write the OMOP CDM data, dbt macro, models and tests from the CDM's definition."""
+    from devstack import omopgen  # noqa: PLC0415
+
+    if not (args.cdm / "OMOP_CDMv5.4_Field_Level.csv").exists():
+        print(f"no OMOP CDM v5.4 definition in {args.cdm} (pass --cdm DIR)", file=sys.stderr)
+        return 2
+    changed = omopgen.generate(args.cdm)
+    for path in changed:
+        print(f"wrote {path.relative_to(REPO_ROOT)}")
+    print(f"{len(changed)} file(s) changed")
     return 0
 
 
@@ -205,12 +225,29 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("gen-crds", help="copy the CRDs into the operator chart").set_defaults(
         func=_gen_crds
     )
+    gen = sub.add_parser(
+        "gen-omop", help="generate the OMOP CDM tables' data, dbt models and tests"
+    )
+    gen.add_argument(
+        "--cdm",
+        type=Path,
+        default=REPO_ROOT.parent / "shared" / "omop-cdm-5.4",
+        help="directory with OHDSI's OMOP_CDMv5.4_*.csv",
+    )
+    gen.set_defaults(func=_gen_omop)
     op = sub.add_parser("operator", help="run the operator against the local control plane")
     op.add_argument("--drift-interval", type=float, default=60.0, help="seconds")
     op.set_defaults(func=_operator)
     seed = sub.add_parser("seed", help="create clients' source databases with sample OMOP data")
     seed.add_argument("--client", action="append", required=True, help="client id (repeatable)")
-    seed.add_argument("--rows", type=int, default=2000, help="providers (care sites: rows/10)")
+    seed.add_argument(
+        "--rows", type=int, default=2000, help="persons, providers, events per table (scaled)"
+    )
+    seed.add_argument(
+        "--tables",
+        help="comma-separated OMOP CDM tables, or 'clinical' for every clinical table "
+        "(default: provider,care_site)",
+    )
     seed.add_argument("--seed", type=int, default=42)
     seed.add_argument("--replace", action="store_true", help="drop and recreate the database")
     seed.set_defaults(func=_seed)

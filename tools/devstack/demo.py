@@ -32,9 +32,9 @@ from devstack.controlplane import ControlPlane, default_directory
 from devstack.operator import install_crd, put_client_secret
 from devstack.paths import REPO_ROOT, run_root
 from devstack.procs import wait_for
-from devstack.sampledata import ClientSource, SampleData
+from devstack.sampledata import SAMPLE_TABLES, ClientSource, SampleData
 from devstack.stack import Stack, operator_env
-from devstack.wiring import wait_for_cdc
+from devstack.wiring import client_tables, wait_for_cdc
 
 T = TypeVar("T")
 NAMESPACE = "clients"
@@ -104,8 +104,15 @@ def apply_client(
     deletion_policy: str | None = None,
     schedule: str | None = None,
 ) -> ClientSource:
-    """Source data, its Secret, and the ClientPipeline rendered from clients/<id>/values.yaml."""
-    src = SampleData(stack).create(client_id, rows=rows)
+    """Source data (the values' tables), its Secret, and the ClientPipeline rendered from
+    clients/<id>/values.yaml."""
+    values = values_file or REPO_ROOT / "clients" / client_id / "values.yaml"
+    tables = (
+        yaml.safe_load(values.read_text())["source"]["tables"]
+        if values.exists()
+        else list(SAMPLE_TABLES)
+    )
+    src = SampleData(stack).create(client_id, rows=rows, tables=tables)
     core = client.CoreV1Api(api)
     try:
         core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=namespace)))
@@ -113,7 +120,6 @@ def apply_client(
         if exc.status != 409:
             raise
     put_client_secret(api, namespace, f"{client_id}-db", src)
-    values = values_file or REPO_ROOT / "clients" / client_id / "values.yaml"
     overrides = [
         f"clientId={client_id}",
         f"source.host={src.host}",
@@ -208,14 +214,9 @@ def show_published(stack: Stack, client_id: str) -> None:
     ep = stack.endpoints()
     trino = TrinoClient(ep.trino_host, ep.trino_port)
     schema = ClientNames(client_id).lake_schema
-    for table in ("provider", "care_site"):
+    for table in client_tables(stack, client_id):
         (count,) = trino.query(f"select count(*) from lake.{schema}.{table}")[0]
         print(f"      lake.{schema}.{table}: {count} rows")
-    for row in trino.query(
-        f"select provider_id, provider_name, specialty_source_value, care_site_name "
-        f"from lake.{schema}.provider_care_site order by provider_id limit 3"
-    ):
-        print(f"        {row}")
     commit = NessieClient(ep.nessie_url).log("main", limit=1)[0]
     print(f"      published by Nessie commit {commit.hash[:12]} on main: {commit.message!r}")
     print(

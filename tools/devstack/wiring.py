@@ -7,11 +7,14 @@ but not a control plane: the same parts (ensure and remove) the operator runs.
 from __future__ import annotations
 
 import time
+from collections import Counter
+from decimal import Decimal
 from functools import partial
 from pathlib import Path
 
 import psycopg
 
+from clientpipelines import omop
 from clientpipelines.clients.errors import ServiceError
 from clientpipelines.clients.kafka_connect import KafkaConnectClient
 from clientpipelines.clients.trino import TrinoClient
@@ -30,9 +33,18 @@ from devstack.stack import Stack, operator_env
 WIRED = tuple(p for p in PARTS if p.outside_kubernetes)
 
 
+def client_tables(stack: Stack, client_id: str) -> list[str]:
+    """The CDM tables the client's sample database has (SAMPLE_TABLES once it is gone)."""
+    try:
+        return SampleData(stack).tables(client_id) or list(SAMPLE_TABLES)
+    except psycopg.OperationalError:
+        return list(SAMPLE_TABLES)
+
+
 def _context(stack: Stack, src: ClientSource, mode: str) -> PartContext:
     settings = Settings.from_env(operator_env(stack.endpoints(), Path("unused")))
-    body = pipeline_body(src.client_id, src, secret="unused", tables=list(SAMPLE_TABLES), mode=mode)
+    tables = client_tables(stack, src.client_id)
+    body = pipeline_body(src.client_id, src, secret="unused", tables=tables, mode=mode)
     spec = parse_spec(src.client_id, "default", body["spec"])
     creds = Credentials(src.username, src.password, "1")
     return PartContext(Systems.from_settings(settings, api=None), spec, creds)
@@ -48,10 +60,16 @@ def _ensure(ctx: PartContext) -> None:
 
 
 def wire_client(
-    stack: Stack, client_id: str, *, rows: int = 300, mode: str = "cdc", seed: int = 42
+    stack: Stack,
+    client_id: str,
+    *,
+    rows: int = 300,
+    mode: str = "cdc",
+    seed: int = 42,
+    tables: tuple[str, ...] = SAMPLE_TABLES,
 ) -> ClientSource:
-    """Source data, catalogs, connector (cdc) and staging branch for `client_id`."""
-    src = SampleData(stack).create(client_id, rows=rows, seed=seed)
+    """Source data (`tables`), catalogs, connector (cdc) and staging branch for `client_id`."""
+    src = SampleData(stack).create(client_id, rows=rows, seed=seed, tables=tables)
     _ensure(_context(stack, src, mode))
     return src
 
@@ -97,7 +115,8 @@ def wait_for_cdc(
             time.sleep(0.5)
             continue
         topics = [
-            f'{names.cdc_catalog}.default."{names.topic("public", t)}"' for t in SAMPLE_TABLES
+            f'{names.cdc_catalog}.default."{names.topic("public", t)}"'
+            for t in client_tables(stack, client_id)
         ]
         try:
             count = sum(int(trino.query(f"select count(*) from {t}")[0][0]) for t in topics)
@@ -138,22 +157,25 @@ def unwire_client(stack: Stack, client_id: str) -> None:
 
 
 def lake_differences(stack: Stack, client_id: str) -> dict[str, tuple[int, int, int]]:
-    """Per table: (source rows, lake rows, rows that differ); all zero diffs when equal."""
-    from devstack.sampledata import CARE_SITE_COLUMNS, PROVIDER_COLUMNS  # noqa: PLC0415
-
+    """Per table the client has: (source rows, lake rows, rows that differ), compared
+    row by row as multisets (a duplicate counts); all zero diffs when equal."""
     ep = stack.endpoints()
     trino = TrinoClient(ep.trino_host, ep.trino_port)
     src = SampleData(stack).source(client_id)
     schema = ClientNames(client_id).lake_schema
     result = {}
-    for table, cols, pk in (
-        ("provider", PROVIDER_COLUMNS, "provider_id"),
-        ("care_site", CARE_SITE_COLUMNS, "care_site_id"),
-    ):
-        select = f"select {', '.join(cols)} from {{}} order by {pk}"
+    for name in client_tables(stack, client_id):
+        select = f"select {omop.table(name).select_list} from {{}}"
         with psycopg.connect(src.dsn()) as conn:
-            expected = [tuple(r) for r in conn.execute(select.format(table)).fetchall()]
-        actual = trino.query(select.format(f"lake.{schema}.{table}"))
-        differ = len(set(expected) ^ set(actual))
-        result[table] = (len(expected), len(actual), differ)
+            expected = Counter(_comparable(r) for r in conn.execute(select.format(name).encode()))
+        actual = Counter(
+            _comparable(r) for r in trino.query(select.format(f"lake.{schema}.{name}"))
+        )
+        differ = sum(((expected - actual) + (actual - expected)).values())
+        result[name] = (sum(expected.values()), sum(actual.values()), differ)
     return result
+
+
+def _comparable(row: tuple[object, ...]) -> tuple[object, ...]:
+    """Postgres' NUMERIC (the CDM's float) as the lake's double."""
+    return tuple(float(v) if isinstance(v, Decimal) else v for v in row)

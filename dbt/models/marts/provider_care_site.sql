@@ -1,3 +1,4 @@
+{{ config(enabled="provider" in var("tables") and "care_site" in var("tables")) }}
 -- grain: one provider, with its care site (none when the provider has no care site)
 select
     p.provider_id,

@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from clientpipelines import omop
 from clientpipelines.manifests import (
     API_VERSION,
     JOB_NAME_LABEL,
@@ -32,6 +33,7 @@ from clientpipelines.runconfig import (
 
 RUNNER_COMMAND = ["clientpipelines-runner", "run"]
 HEARTBEAT_RETENTION_MS = 24 * 3600 * 1000
+UNAVAILABLE_VALUE = "__debezium_unavailable_value"
 
 
 # -- Debezium connector ----------------------------------------------------------------
@@ -60,8 +62,14 @@ def build_connector_config(spec: PipelineSpec, username: str, password: str) -> 
         "heartbeat.interval.ms": str(spec.heartbeat_ms),
         # A delete is one event with op=d; no extra null "tombstone" record.
         "tombstones.on.delete": "false",
+        # An unchanged TOASTed value's stand-in; the dbt project's var
+        # debezium_unavailable_value names the same (the change log fills it in).
+        "unavailable.value.placeholder": UNAVAILABLE_VALUE,
+        **_row_keys(spec),
+        # Exact: decimals as strings, dates as days and timestamps as microseconds since
+        # the epoch (the CDM's TIMESTAMP columns); dbt/macros/cdc.sql types them back.
         "decimal.handling.mode": "string",
-        "time.precision.mode": "connect",
+        "time.precision.mode": "adaptive_time_microseconds",
         "key.converter": "org.apache.kafka.connect.json.JsonConverter",
         "key.converter.schemas.enable": "false",
         "value.converter": "org.apache.kafka.connect.json.JsonConverter",
@@ -84,6 +92,18 @@ def build_connector_config(spec: PipelineSpec, username: str, password: str) -> 
         "topic.creation.heartbeat.partitions": "1",
         "topic.creation.heartbeat.retention.ms": str(HEARTBEAT_RETENTION_MS),
     }
+
+
+def _row_keys(spec: PipelineSpec) -> dict[str, str]:
+    """Kafka message keys for CDM tables without a primary key (omop.ROW_KEYS), so a
+    row's events share a partition and stay in order; their source needs REPLICA
+    IDENTITY FULL (Postgres refuses updates and deletes on them otherwise)."""
+    keyed = [
+        f"{spec.schema}.{t}:{','.join(omop.table(t).key)}"
+        for t in sorted(spec.tables)
+        if t in omop.load() and not omop.table(t).primary_key
+    ]
+    return {"message.key.columns": ";".join(keyed)} if keyed else {}
 
 
 def connector_config_differs(desired: Mapping[str, str], live: Mapping[str, str] | None) -> bool:
@@ -164,6 +184,11 @@ def build_catalogs(
                 ),
                 "connection-user": username,
                 "connection-password": password,
+                # The CDM's float columns are NUMERIC without precision in Postgres,
+                # which Trino skips unless mapped; the models cast them to double.
+                "decimal-mapping": "ALLOW_OVERFLOW",
+                "decimal-default-scale": "16",
+                "decimal-rounding-mode": "HALF_UP",
             },
             secret_version=secret_version,
             secret_keys=frozenset({"connection-password"}),

@@ -49,7 +49,7 @@ def count_table(
     # Identifiers come from the validated run contract and dbt's manifest.
     if full_refresh:
         # Everything was one batch and replaced the table: main does not count.
-        main_keys = f"select cast(null as bigint) as k from {staging}.{table} where false"  # noqa: S608
+        main_keys = f"select {key} as k from {staging}.{table} where false"  # noqa: S608
     else:
         main_keys = f"select {key} as k from {LAKE_CATALOG}.{names.lake_schema}.{table}"  # noqa: S608
     row = trino.query(

@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from clientpipelines import omop
+
 ELEMENTARY = "elementary"
 # An edr command never holds a run (and the client's lock) longer than this.
 EDR_TIMEOUT = 600
@@ -96,6 +98,14 @@ class DbtProject:
         self.dir = workdir / "dbt"
         shutil.copytree(source, self.dir, ignore=shutil.ignore_patterns("target", "logs"))
         self.variables = variables
+        # Only the client's tables' models: dbt parses every file it finds, and all the
+        # CDM's tables would cost each run seconds of parsing for models it disables.
+        # A folder named after a CDM table (models/<layer>/<group>/<table>/: the
+        # generated models, the unit tests of one table's models) goes with it.
+        onboarded = set(variables.get("tables") or [])
+        for folder in (self.dir / "models").glob("*/*/*"):
+            if folder.is_dir() and folder.name in omop.load() and folder.name not in onboarded:
+                shutil.rmtree(folder)
         self.elementary = False
         self._views_fresh = False
 
@@ -228,16 +238,6 @@ class DbtProject:
                 NodeOutcome("dbt", "build", "error", "failed before running any node (see above)")
             )
         return result
-
-    def unique_keys(self, tables: tuple[str, ...]) -> dict[str, str]:
-        """Each table's current-state model's key, as the build's manifest has it."""
-        manifest = json.loads((self.dir / "target" / "manifest.json").read_text())
-        keys = {}
-        for node in manifest["nodes"].values():
-            key = (node.get("config") or {}).get("unique_key")
-            if node["resource_type"] == "model" and node["name"] in tables and key:
-                keys[node["name"]] = str(key)
-        return keys
 
     def uninstall_elementary(self) -> None:
         """Go on without Elementary (its hooks would fail every dbt command)."""

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
 
+from clientpipelines import omop
 from clientpipelines.clients.errors import ServiceError, ServiceUnavailable
 from clientpipelines.clients.nessie import NessieClient, Reference
 from clientpipelines.clients.trino import TrinoClient
@@ -29,6 +30,7 @@ from clientpipelines.runconfig import (
     TERMINATION_LOG_LIMIT,
     RunConfig,
 )
+from clientpipelines.runner import drift
 from clientpipelines.runner.audit import count_table
 from clientpipelines.runner.dbt import DbtProject, ElementaryFailed, NodeOutcome
 from clientpipelines.runner.lock import LockHeld, run_lock
@@ -115,6 +117,8 @@ class Run:
         self.report_error: str | None = None
         self.step_no = 0
         self.full_refresh = options.full_refresh
+        # Per table, the filters selecting this batch's new Kafka messages (CDC).
+        self.batch_filters: dict[str, list[str]] = {}
 
     def step(self, title: str, action: Callable[[], T]) -> T:
         self.step_no += 1
@@ -150,12 +154,24 @@ class Run:
             return None
         try:
             if not self.full_refresh:
-                return new_changes(self.trino, self.config, _say)
+                return new_changes(self.trino, self.config, _say, self.batch_filters)
         except RebuildNeeded as exc:
             self.full_refresh = True
             self.summary.append(f"{exc}: full refresh")
         check_complete(self.trino, self.config)
         return None
+
+    def check_columns(self) -> None:
+        """Every onboarded table has the CDM's columns (runner/drift.py), or nothing is built."""
+        filters = None if self.full_refresh else self.batch_filters
+        try:
+            drift.check(self.trino, self.config, _say, filters)
+        except drift.SchemaDrift as exc:
+            self.failed = [
+                f"schema drift: {t}.{c}" for t, cols in exc.missing.items() for c in cols
+            ]
+            _say(f"not published: main untouched: {exc}")
+            raise RunFailed(EXIT_FAILED, "the source lacks CDM columns") from exc
 
     def describe(self, node: NodeOutcome) -> str:
         """A node's outcome, and for a test the first rows it found (their keys and values)."""
@@ -251,17 +267,18 @@ class Run:
         self.report = uri
         self.summary.append(f"report: {uri or report}")
 
-    def audit(self, project: DbtProject) -> list[str]:
+    def audit(self) -> list[str]:
         """Row conservation per table (runner/audit.py); what does not add up blocks."""
         if not self.config.cdc:
             # Full reload: staging is the source as read; there is no batch to conserve.
             _say("full-reload: staging holds the source as read; no change batch to audit")
             return []
-        keys = project.unique_keys(self.config.tables)
         failing = []
         for table in self.config.tables:
+            # The same row key the models merge on (omop.Table.key_sql; macros/cdc.sql).
+            key = omop.table(table).key_sql()
             counted = count_table(
-                self.trino, self.config, table, keys[table], full_refresh=self.full_refresh
+                self.trino, self.config, table, key, full_refresh=self.full_refresh
             )
             _say(f"  {counted.describe()}")
             if not counted.conserved:
@@ -303,6 +320,7 @@ class Run:
                 _say("no new changes since the last published run: nothing to build or publish")
                 self.summary.append("no new changes; main untouched")
                 return EXIT_PUBLISHED
+            self.check_columns()
             # The batch id must never repeat (the batch's latest changes are selected
             # by it); a Job's name can, once the old Job is gone.
             batch_id = f"{o.run_id}-{uuid.uuid4().hex[:8]}"
@@ -342,7 +360,7 @@ class Run:
                 self.step_no += 1  # no audit of a build that failed its tests
             else:
                 # The tests passed; the counts must also add up before main moves.
-                failing = self.step("audit: rows conserved", lambda: self.audit(project))
+                failing = self.step("audit: rows conserved", self.audit)
                 self.failed = [
                     f"row conservation: {line.split(':')[1].strip()}" for line in failing
                 ]

@@ -110,9 +110,15 @@ def new_offsets_filters(marks: list[tuple[int, int]]) -> list[str]:
     return filters
 
 
-def new_changes(trino: TrinoClient, config: RunConfig, say: Callable[[str], None]) -> int:
+def new_changes(
+    trino: TrinoClient,
+    config: RunConfig,
+    say: Callable[[str], None],
+    batch_filters: dict[str, list[str]] | None = None,
+) -> int:
     """Messages beyond the watermark over every table; RebuildNeeded when there is none.
 
+    `batch_filters`, when given, receives each table's filters for its new messages.
     Also checks that the watermark belongs to the topic as it is now: a client
     deleted and onboarded again under the same id (or switched to full-reload and
     back) has new topics that start again at offset 0 with a new snapshot, and
@@ -124,11 +130,14 @@ def new_changes(trino: TrinoClient, config: RunConfig, say: Callable[[str], None
         if marks is None:
             raise RebuildNeeded(f"{table}: no change log to continue from")
         topic = topic_name(config, table)
+        filters = new_offsets_filters([(p, o) for p, o, _, _ in marks])
+        if batch_filters is not None:
+            batch_filters[table] = filters
         # One statement: the new messages' count, and what the topic holds at each
         # watermark (kafka catalog queries cost ~0.3 s each however small).
         counts = " union all ".join(
             f"select count(*) as n from {topic} where {f}"  # noqa: S608
-            for f in new_offsets_filters([(p, o) for p, o, _, _ in marks])
+            for f in filters
         )
         at_marks = "".join(
             " union all select 'mark', _partition_id, _partition_offset,"  # noqa: S608

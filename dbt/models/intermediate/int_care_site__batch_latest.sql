@@ -1,1 +1,0 @@
-{{ batch_latest_model('care_site') }}

@@ -1,1 +1,0 @@
-{{ changes_model('provider') }}

@@ -1,1 +1,0 @@
-{{ current_state_model('care_site') }}

@@ -1,0 +1,2 @@
+-- Generated from the OMOP CDM v5.4 definition by `uv run devstack gen-omop`: do not edit.
+{{ current_state_model('fact_relationship') }}

@@ -1,0 +1,3 @@
+-- Generated from the OMOP CDM v5.4 definition by `uv run devstack gen-omop`: do not edit.
+-- grain: one current episode row in the client's database; key: (episode_id)
+{{ stg_src('episode') }}

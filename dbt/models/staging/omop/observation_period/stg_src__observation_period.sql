@@ -1,0 +1,3 @@
+-- Generated from the OMOP CDM v5.4 definition by `uv run devstack gen-omop`: do not edit.
+-- grain: one current observation_period row in the client's database; key: (observation_period_id)
+{{ stg_src('observation_period') }}
