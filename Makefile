@@ -48,8 +48,8 @@ stack-status: setup ## each service: state, port, PID, memory, version, log
 stack-logs: setup ## where the logs are (SERVICE=trino shows its tail)
 	@$(RUN) devstack stack logs $(SERVICE)
 
-seed: setup ## sample OMOP data for CLIENT (default acme-health), ROWS providers
-	@$(RUN) devstack seed --client $(or $(CLIENT),acme-health) --rows $(or $(ROWS),2000)
+seed: setup ## sample OMOP data for CLIENT (default acme-health), ROWS persons, TABLES (or clinical)
+	@$(RUN) devstack seed --client $(or $(CLIENT),acme-health) --rows $(or $(ROWS),2000) $(if $(TABLES),--tables $(TABLES))
 
 operator: setup ## run the operator (foreground) against the local control plane and stack
 	@$(RUN) devstack operator

@@ -147,6 +147,7 @@ def campaign(args: argparse.Namespace, cp: ControlPlane, stack: Stack, workdir: 
                 namespace=NAMESPACE,
                 deletion_policy="Delete",
                 schedule=QUIET_SCHEDULE,
+                tables=args.tables.split(",") if args.tables else None,
             )
             client.CustomObjectsApi(api).patch_namespaced_custom_object(
                 GROUP,
@@ -278,6 +279,11 @@ def main() -> int:
     parser.add_argument("--max-delay", type=float, default=12.0, help="latest fault, s into a run")
     parser.add_argument("--down", type=float, default=3.0, help="seconds a component stays down")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument(
+        "--tables",
+        help="comma-separated CDM tables instead of the client values' (e.g. provider,care_site:"
+        " shorter runs, so more cycles in the same time)",
+    )
     args = parser.parse_args()
     stack = Stack()
     stack.up(progress=False)

@@ -103,16 +103,19 @@ def apply_client(
     namespace: str = NAMESPACE,
     deletion_policy: str | None = None,
     schedule: str | None = None,
+    tables: list[str] | None = None,
 ) -> ClientSource:
-    """Source data (the values' tables), its Secret, and the ClientPipeline rendered from
-    clients/<id>/values.yaml."""
+    """Source data (the values' tables, or `tables` instead), its Secret, and the
+    ClientPipeline rendered from clients/<id>/values.yaml."""
     values = values_file or REPO_ROOT / "clients" / client_id / "values.yaml"
-    tables = (
-        yaml.safe_load(values.read_text())["source"]["tables"]
-        if values.exists()
-        else list(SAMPLE_TABLES)
-    )
-    src = SampleData(stack).create(client_id, rows=rows, tables=tables)
+    chosen = tables
+    if chosen is None:
+        chosen = (
+            yaml.safe_load(values.read_text())["source"]["tables"]
+            if values.exists()
+            else list(SAMPLE_TABLES)
+        )
+    src = SampleData(stack).create(client_id, rows=rows, tables=chosen)
     core = client.CoreV1Api(api)
     try:
         core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=namespace)))
@@ -132,6 +135,8 @@ def apply_client(
         overrides.append(f"deletionPolicy={deletion_policy}")
     if schedule:
         overrides.append(f"transform.schedule={schedule}")
+    if tables is not None:
+        overrides.append(f"source.tables={{{','.join(tables)}}}")
     args = [
         str(helm_build().paths()["helm"]),
         "template",
