@@ -49,11 +49,6 @@ ROW_KEYS: dict[str, tuple[str, ...]] = {
 MODEL_LAYERS = ("staging", "intermediate", "marts")
 
 
-def model_dirs(table: str) -> list[str]:
-    """The folders under the dbt project holding `table`'s generated models."""
-    return [f"models/{layer}/omop/{table}" for layer in MODEL_LAYERS]
-
-
 # CDM column names that Postgres and Trino reserve: quoted wherever SQL names them.
 RESERVED_WORDS = frozenset({"offset"})
 

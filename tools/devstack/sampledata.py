@@ -229,7 +229,7 @@ def _words(rng: random.Random, count: int) -> str:
     return " ".join(rng.choice(_WORDS) for _ in range(count))
 
 
-def _varchar(rng: random.Random, table: str, column: omop.Column, number: int) -> str:
+def _varchar(rng: random.Random, column: omop.Column, number: int) -> str:
     name = column.name
     if name == "provider_name":
         value = f"{rng.choice(_FIRST)} {rng.choice(_LAST)}"
@@ -297,7 +297,7 @@ def column_value(
             rng.randint(0, 23), rng.randint(0, 59), rng.randint(0, 59), rng.randint(0, 999_999)
         )
         return dt.datetime.combine(day, clock)
-    return _varchar(rng, table.name, column, number)
+    return _varchar(rng, column, number)
 
 
 def make_row(
