@@ -176,7 +176,15 @@ def test_create_wires_every_part_and_a_rerun_writes_nothing(
     assert slot_and_publication(endpoints, c) == (True, True)
     status = obj["status"]
     assert {x["type"]: x["status"] for x in status["conditions"]} == dict.fromkeys(
-        ("Ready", "CatalogsReady", "ConnectorReady", "BranchesReady", "ScheduleReady"), "True"
+        (
+            "Ready",
+            "CatalogsReady",
+            "ConnectorReady",
+            "BranchesReady",
+            "ScheduleReady",
+            "ReplicationSlotHealthy",
+        ),
+        "True",
     )
     assert status["connector"]["state"] == "RUNNING"
     assert status["cronJob"] == c.names.cronjob
@@ -426,6 +434,85 @@ def test_a_taken_client_id_is_refused_and_deleting_it_touches_nothing(
         assert not client.BatchV1Api(kube_api).list_namespaced_cron_job(other).items
     finally:
         core.delete_namespace(other)
+
+
+def test_a_paused_connector_lets_the_slot_hold_wal_until_its_condition_turns_then_heals(
+    operator: OperatorProcess,
+    kube_api: client.ApiClient,
+    namespace: str,
+    endpoints: Endpoints,
+) -> None:
+    c = Client(kube_api, Stack(), namespace)
+    c.apply(tables=["provider"])
+    # This client's limit is small, so a test can fill it; heartbeats every second
+    # let a resumed connector confirm a position past the WAL its neighbours wrote.
+    c.patch({"ingestion": {"cdc": {"maxRetainedWal": "16Mi", "heartbeatIntervalMs": 1000}}})
+    wait_ready(kube_api, namespace, c.id)
+    client_label = f'client="{c.id}"'
+
+    def slot_healthy() -> bool | None:
+        cond = condition(c.get(), "ReplicationSlotHealthy")
+        return None if cond is None else cond["status"] == "True"
+
+    wait_for("the slot to be read", lambda: slot_healthy() is True, timeout=DRIFT_INTERVAL * 3)
+    before = c.get()["status"]["replicationSlot"]  # type: ignore[index]
+    assert before["exists"] is True and before["retainedWalLimit"] == "16 MiB"
+
+    c.patch({"transform": {"suspend": True}})
+    wait_for(
+        "the connector to pause",
+        lambda: (c.get() or {}).get("status", {}).get("connector", {}).get("state") == "PAUSED",
+        timeout=60,
+    )
+    # ~40 MiB of WAL on the client's server; the paused connector confirms none of it.
+    with psycopg.connect(endpoints.postgres_dsn(c.source.database), autocommit=True) as conn:
+        conn.execute(
+            "create table wal_filler as select g, md5(g::text) as h"
+            " from generate_series(1, 400000) as g"
+        )
+        conn.execute("drop table wal_filler")
+
+    over = wait_for(
+        "ReplicationSlotHealthy=False",
+        lambda: (
+            (cond := condition(c.get(), "ReplicationSlotHealthy"))
+            and cond["status"] == "False"
+            and cond
+        ),
+        timeout=DRIFT_INTERVAL * 4,
+    )
+    assert over["reason"] == "RetainedWalOverLimit"
+    assert "over the limit of 16 MiB" in over["message"]
+    slot = c.get()["status"]["replicationSlot"]  # type: ignore[index]
+    assert slot["retainedWalBytes"] >= 16 << 20
+    assert slot["retainedWal"].endswith("MiB")
+    retained = operator.metric("clientpipelines_replication_slot_retained_wal_bytes", client_label)
+    assert retained >= 16 << 20
+    assert (
+        operator.metric(
+            "clientpipelines_condition", client_label, 'condition="ReplicationSlotHealthy"'
+        )
+        == 0
+    )
+    # Said once, as a Warning Event naming the slot.
+    assert c.names.replication_slot in events_text(kube_api, namespace)
+    # Ready still says the parts match the spec; the slot is a separate alarm.
+    assert condition(c.get(), "Ready")["status"] == "True"  # type: ignore[index]
+
+    c.patch({"transform": {"suspend": False}})
+    # A change on a captured table after the filler: the resumed connector confirms
+    # its position, and Postgres releases the WAL before it.
+    with psycopg.connect(endpoints.postgres_dsn(c.source.database), autocommit=True) as conn:
+        conn.execute(
+            "update provider set provider_name = provider_name"
+            " where provider_id = (select min(provider_id) from provider)"
+        )
+    wait_for("the slot to drain", lambda: slot_healthy() is True, timeout=DRIFT_INTERVAL * 8)
+    assert (
+        operator.metric("clientpipelines_replication_slot_retained_wal_bytes", client_label)
+        < 16 << 20
+    )
+    c.delete()
 
 
 def test_delete_with_retain_policy_keeps_everything(

@@ -17,7 +17,7 @@ def test_crd_name_rules_match_the_naming_module() -> None:
     assert f"size(self.metadata.name) <= {MAX_CLIENT_ID_LENGTH}" in rules
     assert CLIENT_ID_PATTERN in rules
     printer = [c["name"] for c in crd["spec"]["versions"][0]["additionalPrinterColumns"]]
-    assert printer == ["Ready", "Mode", "Schedule", "Last run", "Age"]
+    assert printer == ["Ready", "Mode", "Schedule", "Last run", "Slot WAL", "Age"]
 
 
 def test_the_operator_charts_crds_are_generated_from_the_single_source() -> None:

@@ -253,3 +253,48 @@ def _java_major(home: Path) -> int:
                 version = line.split("=", 1)[1].strip('"')
                 return int(version.split(".")[0])
     return 0
+
+
+def _debian_candidate(package: str) -> str:
+    """The version apt would install, from the machine's configured Debian archive."""
+    shown = subprocess.run(
+        ["apt-cache", "policy", package], capture_output=True, text=True, check=False
+    ).stdout
+    for line in shown.splitlines():
+        if line.strip().startswith("Candidate:"):
+            version = line.split(":", 1)[1].strip()
+            if version and version != "(none)":
+                return version
+    raise RuntimeError(
+        f"Debian package {package} is not available here (apt-cache policy {package}); "
+        "run apt-get update, or install it"
+    )
+
+
+def prometheus_home() -> Path:
+    """Debian's prometheus package unpacked (bin/prometheus, bin/promtool), by version.
+
+    Unpacked, not installed: installing it would start a Prometheus daemon on port
+    9090. apt fetches it (and checks it against the archive's signed index).
+    """
+    version = _debian_candidate("prometheus")
+    final = cache_root() / "services" / f"prometheus-{version.replace(':', '_')}"
+    if _done(final):
+        return final
+    _log(f"fetching Debian package prometheus {version}")
+    staging = _staging(final)
+    subprocess.run(
+        ["apt-get", "download", "-q", f"prometheus={version}"],
+        cwd=staging,
+        check=True,
+        capture_output=True,
+    )
+    (deb,) = staging.glob("prometheus_*.deb")
+    unpacked = staging / "root"
+    subprocess.run(["dpkg-deb", "-x", str(deb), str(unpacked)], check=True)
+    (staging / "bin").mkdir()
+    for tool in ("prometheus", "promtool"):
+        (unpacked / "usr" / "bin" / tool).rename(staging / "bin" / tool)
+    shutil.rmtree(unpacked)
+    deb.unlink()
+    return _mark_done(staging, final)

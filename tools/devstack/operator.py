@@ -118,14 +118,17 @@ class OperatorProcess:
     def stop(self) -> None:
         procs.stop(self.pidfile, timeout=15)
 
-    def metric(self, name: str) -> float:
-        """Sum of a Prometheus metric's samples (all label sets)."""
+    def metric(self, name: str, *labels: str) -> float:
+        """Sum of a Prometheus metric's samples: all label sets, or those whose labels
+        include each of `labels` (written as exposed: 'client="acme"')."""
         with urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/metrics") as resp:
             text = resp.read().decode()
         return sum(
             float(line.rsplit(" ", 1)[1])
             for line in text.splitlines()
-            if line.startswith(name) and not line.startswith("#")
+            if line.startswith(name)
+            and not line.startswith("#")
+            and all(label in line.rsplit(" ", 1)[0] for label in labels)
         )
 
 

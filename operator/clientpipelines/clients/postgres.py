@@ -23,6 +23,15 @@ class PostgresLogin:
     sslmode: str = "require"
 
 
+@dataclass(frozen=True)
+class SlotState:
+    active: bool  # a walsender (the connector) holds it
+    # reserved / extended / unreserved / lost (Postgres 13+): "lost" means WAL the
+    # slot needed was removed (max_slot_wal_keep_size): the CDC stream has a gap.
+    wal_status: str
+    retained_bytes: int
+
+
 class SourcePostgres:
     service = "postgres"
 
@@ -86,6 +95,26 @@ class SourcePostgres:
                 "select active from pg_replication_slots where slot_name = %s", (slot,)
             ).fetchone()
         return None if row is None else bool(row[0])
+
+    def slot_state(self, slot: str) -> SlotState | None:
+        """The slot's health as Postgres sees it; None if it does not exist.
+
+        Retained WAL is what the server keeps on disk for this slot: from the oldest
+        LSN the slot still needs (restart_lsn) to the server's current WAL position.
+        WAL is server-wide, so a quiet database's slot grows with its neighbours'
+        writes unless its connector confirms positions (heartbeats).
+        """
+        with self._session() as conn:
+            row = conn.execute(
+                "select active, wal_status,"
+                " coalesce(pg_wal_lsn_diff(pg_current_wal_lsn(), restart_lsn), 0)::bigint"
+                " from pg_replication_slots where slot_name = %s",
+                (slot,),
+            ).fetchone()
+        if row is None:
+            return None
+        active, wal_status, retained = row
+        return SlotState(bool(active), str(wal_status or ""), int(str(retained)))
 
     def drop_slot(self, slot: str, *, wait: float = 30.0) -> bool:
         """Drop the slot once no connector holds it; False if it did not exist."""

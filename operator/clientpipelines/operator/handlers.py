@@ -113,7 +113,7 @@ def _reconcile(
         )
         if any(status.get(k) != v for k, v in outcome.status.items()):
             kube.patch_pipeline_status(namespace, name, outcome.status)
-        metrics.record_runs(current)
+        metrics.record_status({**current, "status": {**status, **outcome.status}})
     _post_events(outcome, body)
     if outcome.retry_after is not None and not drift:
         delay = reconcile.retry_delay(outcome.retry_after, retry, backoff=outcome.backoff)
@@ -194,7 +194,7 @@ def on_job(body: kopf.Body, meta: kopf.Meta, type: str | None, **_: Any) -> None
             post(kopf.Body(cast(kopf.RawBody, pipeline)), reason=reason, message=message)
             if reason == "RunFailed":
                 notify.run_failed(systems().settings, pipeline, message)
-        metrics.record_runs(pipeline)
+        metrics.record_status(pipeline)
 
 
 @kopf.on.probe(id="services")

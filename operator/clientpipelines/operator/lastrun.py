@@ -71,6 +71,8 @@ def run_of(job: Mapping[str, Any], outcome: Mapping[str, Any] | None = None) -> 
     expected = report_of(job)
     if expected and outcome.get("report") == expected:
         run["report"] = expected
+    if isinstance(outcome.get("changedKeys"), int) and phase == "Succeeded":
+        run["changedKeys"] = outcome["changedKeys"]
     if outcome.get("reportError"):
         run["reportError"] = str(outcome["reportError"])[:300]
     for key, field in (("failed", "failedChecks"), ("warned", "warnedTests")):
@@ -110,7 +112,9 @@ def next_status(
     # whatever it does not name).
     patch: dict[str, Any] = {
         "lastRun": {
-            **dict.fromkeys(("message", "report", "reportError", "failedChecks", "warnedTests")),
+            **dict.fromkeys(
+                ("message", "report", "reportError", "failedChecks", "warnedTests", "changedKeys")
+            ),
             **run,
         }
     }

@@ -14,8 +14,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from clientpipelines.clients.errors import ServiceUnavailable
-from clientpipelines.operator import conditions, metrics, policy
+from clientpipelines.clients.errors import ServiceError, ServiceUnavailable
+from clientpipelines.operator import conditions, metrics, policy, slothealth
 from clientpipelines.operator.conditions import Condition
 from clientpipelines.operator.parts import PARTS, Part, PartContext, PartResult, guarded, remove_all
 from clientpipelines.operator.policy import Claim, Refusal
@@ -135,12 +135,21 @@ def reconcile(
     ready = conditions.ready(part_conditions)
     if ctx.creds_problem and not ready.status:
         log.info("%s/%s: %s", namespace, name, ctx.creds_problem)
+    # Outside Ready: the slot's health says whether someone must act, not whether
+    # the parts match the spec.
+    slot = _slot_health(ctx)
+    health = [slot[0]] if slot is not None else []
     new_conditions = conditions.merge(
-        status.get("conditions"), [ready, *part_conditions], generation=generation, now=now()
+        status.get("conditions"),
+        [ready, *part_conditions, *health],
+        generation=generation,
+        now=now(),
     )
     new_status: dict[str, Any] = {"observedGeneration": generation, "conditions": new_conditions}
     for r in results:
         new_status.update(r.status)
+    if slot is not None:
+        new_status["replicationSlot"] = slot[1]
 
     events: list[tuple[str, str, str]] = []
     for r in results:
@@ -167,6 +176,25 @@ def reconcile(
     return Outcome(
         new_status, events, min(retries) if retries else None, ready.status, backoff=backoff
     )
+
+
+def _slot_health(ctx: PartContext) -> tuple[Condition, dict[str, Any] | None] | None:
+    """The replication slot's condition and status; None when it cannot be read now
+    (what was recorded stays: a Postgres that is down says nothing about the slot)."""
+    if not ctx.spec.cdc:
+        return slothealth.not_applicable()
+    if ctx.creds is None:
+        return None
+    settings = ctx.systems.settings
+    limit = ctx.spec.max_retained_wal or settings.max_retained_wal
+    slot = ctx.spec.names.replication_slot
+    try:
+        state = ctx.systems.source(ctx.spec, ctx.creds).slot_state(slot)
+    except ServiceError as exc:
+        log.info("%s: replication slot not read: %s", ctx.spec.client_id, exc)
+        return None
+    metrics.record_slot(ctx.spec.namespace, ctx.spec.client_id, state, limit)
+    return slothealth.assess(slot, state, limit=limit, recorded=ctx.status.get("replicationSlot"))
 
 
 # -- deletion ---------------------------------------------------------------------------------

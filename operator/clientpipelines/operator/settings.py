@@ -7,6 +7,8 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from clientpipelines.operator.quantity import parse_quantity
+
 
 def _get(env: Mapping[str, str], name: str, default: str | None = None) -> str:
     value = env.get(name, default)
@@ -49,6 +51,9 @@ class Settings:
     # receiver); it holds a token, so it comes from a Secret and is never logged.
     notify_webhook_url: str | None = field(default=None, repr=False)
     peering: str | None = None
+    # WAL a pipeline's replication slot may hold on the client's database before
+    # ReplicationSlotHealthy turns False (a spec's ingestion.cdc.maxRetainedWal wins).
+    max_retained_wal: int = 1 << 30
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -76,4 +81,5 @@ class Settings:
             failed_runs_degraded=int(e.get("FAILED_RUNS_DEGRADED", "3")),
             notify_webhook_url=e.get("NOTIFY_WEBHOOK_URL") or None,
             peering=e.get("PEERING_NAME") or None,
+            max_retained_wal=parse_quantity(e.get("MAX_RETAINED_WAL") or "1Gi"),
         )

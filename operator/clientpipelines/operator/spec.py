@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from clientpipelines.naming import ClientNames
+from clientpipelines.operator.quantity import parse_quantity
 
 # Defaults the CRD also declares; repeated here only for objects stored before a
 # default existed (the API server applies the CRD's on every write since).
@@ -36,6 +37,9 @@ class PipelineSpec:
     mode: str
     snapshot_mode: str
     heartbeat_ms: int
+    # Bytes of WAL the slot may hold before ReplicationSlotHealthy turns False
+    # (None: the operator's setting).
+    max_retained_wal: int | None
     schedule: str
     time_zone: str | None
     suspend: bool
@@ -93,6 +97,9 @@ def parse_spec(name: str, namespace: str, spec: Mapping[str, Any]) -> PipelineSp
             mode=ingestion.get("mode", "cdc"),
             snapshot_mode=cdc.get("snapshotMode", "initial"),
             heartbeat_ms=int(cdc.get("heartbeatIntervalMs", 60000)),
+            max_retained_wal=(
+                parse_quantity(str(cdc["maxRetainedWal"])) if cdc.get("maxRetainedWal") else None
+            ),
             schedule=transform["schedule"],
             time_zone=transform.get("timeZone"),
             suspend=bool(transform.get("suspend", False)),

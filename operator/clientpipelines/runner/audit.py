@@ -22,6 +22,7 @@ class TableCount:
     inserted: int
     deleted: int
     after: int  # on staging
+    changed: int = 0  # keys the batch changed (inserted, updated or deleted)
 
     @property
     def expected(self) -> int:
@@ -60,6 +61,7 @@ def count_table(
         "   and not exists (select 1 from main_keys m where m.k = b.change_key)),"
         " (select count(*) from batch b where b.change_op = 'd'"
         "   and exists (select 1 from main_keys m where m.k = b.change_key)),"
-        f" (select count(*) from {staging}.{table})"
+        f" (select count(*) from {staging}.{table}),"
+        " (select count(*) from batch)"
     )[0]
-    return TableCount(table, int(row[0]), int(row[1]), int(row[2]), int(row[3]))
+    return TableCount(table, int(row[0]), int(row[1]), int(row[2]), int(row[3]), int(row[4]))

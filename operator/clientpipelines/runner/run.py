@@ -115,6 +115,8 @@ class Run:
         self.warned: list[str] = []
         self.report: str | None = None
         self.report_error: str | None = None
+        # Keys the audited batch changed, over every table (a count, never rows).
+        self.changed_keys: int | None = None
         self.step_no = 0
         self.full_refresh = options.full_refresh
         # Per table, the filters selecting this batch's new Kafka messages (CDC).
@@ -274,6 +276,7 @@ class Run:
             _say("full-reload: staging holds the source as read; no change batch to audit")
             return []
         failing = []
+        self.changed_keys = 0
         for table in self.config.tables:
             # The same row key the models merge on (omop.Table.key_sql; macros/cdc.sql).
             key = omop.table(table).key_sql()
@@ -281,6 +284,7 @@ class Run:
                 self.trino, self.config, table, key, full_refresh=self.full_refresh
             )
             _say(f"  {counted.describe()}")
+            self.changed_keys += counted.changed
             if not counted.conserved:
                 failing.append(f"row conservation: {counted.describe()}")
         return failing
@@ -425,6 +429,8 @@ def outcome_message(runner: Run, code: int) -> str:
         outcome["report"] = runner.report
     if runner.report_error:
         outcome["reportError"] = runner.report_error
+    if code == EXIT_PUBLISHED and runner.changed_keys is not None:
+        outcome["changedKeys"] = runner.changed_keys
     lists = {"failed": list(runner.failed), "warned": list(runner.warned)}
     for key in ("warned", "failed"):  # warnings give way first
         kept = lists[key]

@@ -2,7 +2,9 @@
 -- Healthy: Ready=True for the current generation. Progressing: the operator has
 -- not caught up yet, or a part is still starting. Degraded: any other False, or
 -- runs failing in a row (LastRunSucceeded=False, reason RunsFailing: the operator's
--- FAILED_RUNS_DEGRADED, chart value failedRunsDegraded, sets how many).
+-- FAILED_RUNS_DEGRADED, chart value failedRunsDegraded, sets how many), or the
+-- replication slot holding more WAL on the client's database than allowed
+-- (ReplicationSlotHealthy=False: the one failure that hurts the client's server).
 local hs = {}
 local starting = {ConnectorStarting = true, ConnectorRestarting = true}
 
@@ -20,12 +22,15 @@ end
 
 local ready = nil
 local runs = nil
+local slot = nil
 local failing = {}
 for _, c in ipairs(obj.status.conditions) do
   if c.type == "Ready" then
     ready = c
   elseif c.type == "LastRunSucceeded" then
     runs = c
+  elseif c.type == "ReplicationSlotHealthy" then
+    slot = c
   elseif c.status == "False" then
     table.insert(failing, c)
   end
@@ -33,6 +38,11 @@ end
 if ready == nil then
   hs.status = "Progressing"
   hs.message = "Waiting for the Ready condition"
+  return hs
+end
+if slot ~= nil and slot.status == "False" then
+  hs.status = "Degraded"
+  hs.message = slot.message or slot.reason
   return hs
 end
 if ready.status == "True" and runs ~= nil and runs.status == "False"
