@@ -69,10 +69,10 @@ per namespace only, never cluster-wide. */}}
 - apiGroups: [batch]
   resources: [cronjobs]
   verbs: [get, create, update, delete]
-# Pipeline runs, mirrored into status.lastRun.
+# Pipeline runs, mirrored into status.lastRun; created on a run-now request.
 - apiGroups: [batch]
   resources: [jobs]
-  verbs: [get, list, watch]
+  verbs: [get, list, watch, create]
 # A run's outcome (failed tests, its report) is its Pod's termination message.
 - apiGroups: [""]
   resources: [pods]

@@ -125,6 +125,14 @@ class KafkaConnectClient(RestClient):
     def resume(self, name: str) -> None:
         self.request("PUT", f"/connectors/{name}/resume")
 
+    def restart(self, name: str) -> None:
+        """Restart the connector and all its tasks (a person asked for it)."""
+        self.request(
+            "POST",
+            f"/connectors/{name}/restart",
+            params={"includeTasks": "true", "onlyFailed": "false"},
+        )
+
     def restart_failed(self, name: str) -> None:
         """Restart the connector and only its failed tasks."""
         self.request(

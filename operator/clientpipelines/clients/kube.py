@@ -144,6 +144,22 @@ class KubeClient:
             missing=False,
         )
 
+    # -- Jobs ------------------------------------------------------------------------------------
+
+    def create_job(self, body: dict[str, Any]) -> bool:
+        """Create the Job; False if a Job of that name exists already (made before)."""
+        batch = client.BatchV1Api(self.api)
+        meta = body["metadata"]
+        try:
+            self._call(
+                f"creating Job {meta['name']}",
+                lambda: batch.create_namespaced_job(meta["namespace"], body),  # type: ignore[arg-type]
+                missing=None,
+            )
+        except Conflict:
+            return False
+        return True
+
     # -- ClientPipelines ------------------------------------------------------------------------
 
     def get_pipeline(self, namespace: str, name: str) -> dict[str, Any] | None:
@@ -154,6 +170,24 @@ class KubeClient:
             missing=None,
         )
         return got if isinstance(got, dict) else None
+
+    def remove_pipeline_annotation(self, namespace: str, name: str, key: str, value: str) -> None:
+        """Remove the annotation if it still has `value` (a newer request made meanwhile
+        stays: the JSON patch's test fails, and that is not an error)."""
+        objects = client.CustomObjectsApi(self.api)
+        path = "/metadata/annotations/" + key.replace("~", "~0").replace("/", "~1")
+        patch = [{"op": "test", "path": path, "value": value}, {"op": "remove", "path": path}]
+        try:
+            self._call(
+                f"removing annotation {key} of ClientPipeline {namespace}/{name}",
+                lambda: objects.patch_namespaced_custom_object(
+                    GROUP, VERSION, namespace, PLURAL, name, patch
+                ),
+                missing=None,
+            )
+        except ServiceError as exc:
+            if exc.status not in (409, 422):  # the test op failed: a newer value
+                raise
 
     def patch_pipeline_status(self, namespace: str, name: str, status: dict[str, Any]) -> bool:
         """Merge `status` into the ClientPipeline's status; False if the object is gone."""

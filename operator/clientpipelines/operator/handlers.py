@@ -10,8 +10,9 @@ from typing import Any, cast
 import kopf
 from kubernetes import client, config
 
+from clientpipelines.clients.errors import ServiceError
 from clientpipelines.manifests import GROUP, LABEL_CLIENT, PLURAL, VERSION
-from clientpipelines.operator import lastrun, metrics, notify, reconcile
+from clientpipelines.operator import lastrun, metrics, notify, reconcile, requests
 from clientpipelines.operator.policy import Claim
 from clientpipelines.operator.settings import Settings
 from clientpipelines.operator.spec import InvalidSpec, parse_spec
@@ -136,7 +137,37 @@ def on_change(body: kopf.Body, meta: kopf.Meta, retry: int, **kwargs: Any) -> No
 )
 def on_drift(body: kopf.Body, meta: kopf.Meta, **kwargs: Any) -> None:
     """Re-check the real systems and repair what changed by hand."""
-    _reconcile(body, meta, 0, drift=True, claims=_claims(str(meta["name"]), kwargs))
+    claims = _claims(str(meta["name"]), kwargs)
+    _reconcile(body, meta, 0, drift=True, claims=claims)
+    if requests.pending(meta):
+        _requests(body, claims)  # one that failed on a service error is tried again
+
+
+def _has_request(meta: kopf.Meta, **_: Any) -> bool:
+    return bool(requests.pending(meta))
+
+
+@kopf.on.event(GROUP, VERSION, PLURAL, when=_has_request)
+def on_request(body: kopf.Body, meta: kopf.Meta, type: str | None, **kwargs: Any) -> None:
+    """Act on a run-now or restart-connector annotation (ArgoCD actions, kubectl cpl)."""
+    if type == "DELETED" or meta.get("deletionTimestamp"):
+        return
+    _requests(body, _claims(str(meta["name"]), kwargs))
+
+
+def _requests(body: kopf.Body, claims: tuple[Claim, ...]) -> None:
+    meta = body["metadata"]
+    with _lock(str(meta["uid"])):
+        current = systems().kubernetes().get_pipeline(str(meta["namespace"]), str(meta["name"]))
+        if current is None or not requests.pending(current["metadata"]):
+            return  # acted on already (the event that removed the annotation)
+        try:
+            events = requests.handle(systems(), current, claims)
+        except ServiceError as exc:
+            kopf.warn(body, reason="RequestFailed", message=f"will retry: {exc}")
+            return
+    for kind, reason, message in events:
+        (kopf.info if kind == "Normal" else kopf.warn)(body, reason=reason, message=message)
 
 
 @kopf.on.delete(GROUP, VERSION, PLURAL)

@@ -1,9 +1,21 @@
 locals {
-  health_lua = file("${path.module}/../../../argocd/resource_customizations/pipelines.promptly.io/ClientPipeline/health.lua")
+  customizations = "${path.module}/../../../argocd/resource_customizations/pipelines.promptly.io/ClientPipeline"
+  health_lua     = file("${local.customizations}/health.lua")
+  # ArgoCD's resource actions (run now, suspend, resume, restart the connector) in
+  # argocd-cm's format: the discovery script and one definition per action folder.
+  actions = yamlencode({
+    "discovery.lua" = file("${local.customizations}/actions/discovery.lua")
+    definitions = [
+      for name in sort([for f in fileset("${local.customizations}/actions", "*/action.lua") : dirname(f)]) : {
+        name         = name
+        "action.lua" = file("${local.customizations}/actions/${name}/action.lua")
+      }
+    ]
+  })
 }
 
 # ArgoCD itself, with the ClientPipeline health check registered, so its UI shows
-# Healthy / Progressing / Degraded from the operator's conditions.
+# Healthy / Progressing / Degraded from the operator's conditions, and its actions.
 resource "helm_release" "argocd" {
   name             = "argocd"
   namespace        = var.namespace
@@ -17,7 +29,8 @@ resource "helm_release" "argocd" {
     yamlencode({
       configs = {
         cm = {
-          "resource.customizations.health.pipelines.promptly.io_ClientPipeline" = local.health_lua
+          "resource.customizations.health.pipelines.promptly.io_ClientPipeline"  = local.health_lua
+          "resource.customizations.actions.pipelines.promptly.io_ClientPipeline" = local.actions
         }
       }
     })
