@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import subprocess
+import sys
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -18,7 +20,10 @@ from clientpipelines.clients.kafka_connect import KafkaConnectClient
 from clientpipelines.clients.nessie import NessieClient
 from clientpipelines.clients.trino import TrinoClient
 from clientpipelines.manifests import GROUP, PLURAL, VERSION
+from clientpipelines.manifests import LABEL_CLIENT as LABEL
 from clientpipelines.naming import ClientNames
+from clientpipelines.operator import requests
+from devstack import kubelet
 from devstack.controlplane import ControlPlane
 from devstack.operator import (
     DRIFT_INTERVAL,
@@ -511,6 +516,127 @@ def test_a_paused_connector_lets_the_slot_hold_wal_until_its_condition_turns_the
     assert (
         operator.metric("clientpipelines_replication_slot_retained_wal_bytes", client_label)
         < 16 << 20
+    )
+    c.delete()
+
+
+def kubectl_cpl(
+    control_plane: ControlPlane, namespace: str, *args: str
+) -> subprocess.CompletedProcess[str]:
+    """The installed plugin, as `kubectl cpl` runs it."""
+    return subprocess.run(
+        [
+            str(Path(sys.executable).with_name("kubectl-cpl")),
+            "--kubeconfig",
+            str(control_plane.kubeconfig),
+            "-n",
+            namespace,
+            *args,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def test_kubectl_cpl_runs_suspends_resumes_restarts_and_reports_on_the_real_stack(
+    operator: OperatorProcess,
+    control_plane: ControlPlane,
+    kube_api: client.ApiClient,
+    namespace: str,
+    endpoints: Endpoints,
+) -> None:
+    c = Client(kube_api, Stack(), namespace)
+    c.apply(tables=["provider", "care_site"])
+    wait_ready(kube_api, namespace, c.id)
+
+    status = kubectl_cpl(control_plane, namespace, "status", c.id)
+    assert status.returncode == 0, status.stderr
+    assert f"connector: {c.names.connector} RUNNING" in status.stdout
+    assert f"replication slot: {c.names.replication_slot} holds" in status.stdout
+    assert "last run: none yet" in status.stdout
+
+    # run: the plugin asks by annotation, the operator starts a Job from the CronJob,
+    # the local kubelet runs it, and the plugin follows it to its end.
+    run = subprocess.Popen(
+        [
+            str(Path(sys.executable).with_name("kubectl-cpl")),
+            "--kubeconfig",
+            str(control_plane.kubeconfig),
+            "-n",
+            namespace,
+            "run",
+            c.id,
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    batch = client.BatchV1Api(kube_api)
+    job = wait_for(
+        "the operator to start the requested run",
+        lambda: next(
+            iter(batch.list_namespaced_job(namespace, label_selector=f"{LABEL}={c.id}").items),
+            None,
+        ),
+        timeout=60,
+    )
+    assert job.metadata.annotations["cronjob.kubernetes.io/instantiate"] == "manual"
+    assert job.metadata.owner_references[0].kind == "CronJob"
+    assert kubelet.run_job(kube_api, namespace, job.metadata.name) == 0
+    out, err = run.communicate(timeout=180)
+    assert run.returncode == 0, out + err
+    assert f"Job {job.metadata.name} Succeeded" in out
+    assert requests.RUN_NOW not in (c.get()["metadata"].get("annotations") or {})  # type: ignore[index]
+
+    wait_for(
+        "status.lastRun",
+        lambda: (
+            ((c.get() or {}).get("status", {}).get("lastRun") or {}).get("phase") == "Succeeded"
+        ),
+        timeout=30,
+    )
+    trino = f"{endpoints.trino_host}:{endpoints.trino_port}"
+    status = kubectl_cpl(control_plane, namespace, "status", c.id, "--trino", trino)
+    assert f"last run: {job.metadata.name} Succeeded" in status.stdout
+    with psycopg.connect(endpoints.postgres_dsn(c.source.database)) as conn:
+        for table in ("provider", "care_site"):
+            (count,) = conn.execute(f"select count(*) from {table}").fetchone()  # type: ignore[misc]
+            assert f"lake.{c.names.lake_schema}.{table}: {count} rows" in status.stdout
+
+    assert kubectl_cpl(control_plane, namespace, "suspend", c.id).returncode == 0
+    wait_for(
+        "the connector to pause",
+        lambda: (c.get() or {}).get("status", {}).get("connector", {}).get("state") == "PAUSED",
+        timeout=60,
+    )
+    assert kubectl_cpl(control_plane, namespace, "resume", c.id).returncode == 0
+    wait_for(
+        "the connector to run again",
+        lambda: (c.get() or {}).get("status", {}).get("connector", {}).get("state") == "RUNNING",
+        timeout=60,
+    )
+
+    assert kubectl_cpl(control_plane, namespace, "restart-connector", c.id).returncode == 0
+    wait_for(
+        "the ConnectorRestarted Event",
+        lambda: "ConnectorRestarted" in events_text(kube_api, namespace),
+        timeout=60,
+    )
+    assert requests.RESTART_CONNECTOR not in (c.get()["metadata"].get("annotations") or {})  # type: ignore[index]
+    wait_ready(kube_api, namespace, c.id)
+
+    # No kubelet here holds the run's Pod, so the API server cannot serve its log:
+    # the plugin says so (a real cluster returns it: the kind tier).
+    logs = kubectl_cpl(control_plane, namespace, "logs", c.id)
+    assert logs.returncode == 1
+    assert "cannot serve the log" in logs.stderr
+
+    missing = kubectl_cpl(control_plane, namespace, "status", "nobody")
+    assert (missing.returncode, missing.stderr.strip()) == (
+        1,
+        f"error: no ClientPipeline nobody in namespace {namespace}",
     )
     c.delete()
 
