@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
+import shutil
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -23,7 +26,7 @@ from clientpipelines.manifests import GROUP, PLURAL, VERSION
 from clientpipelines.manifests import LABEL_CLIENT as LABEL
 from clientpipelines.naming import ClientNames
 from clientpipelines.operator import requests
-from devstack import kubelet
+from devstack import dashboard, kubelet
 from devstack.controlplane import ControlPlane
 from devstack.operator import (
     DRIFT_INTERVAL,
@@ -57,6 +60,17 @@ def operator(
 ) -> Iterator[OperatorProcess]:
     with running_operator(control_plane, platform, tmp_path_factory.mktemp("operator")) as op:
         yield op
+
+
+@pytest.fixture(scope="module")
+def prometheus(
+    operator: OperatorProcess, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[dashboard.Prometheus]:
+    """A real Prometheus scraping the operator every second, for the dashboard's panels."""
+    with dashboard.running_prometheus(
+        tmp_path_factory.mktemp("prometheus"), [f"127.0.0.1:{operator.metrics_port}"]
+    ) as prom:
+        yield prom
 
 
 class Client:
@@ -540,13 +554,18 @@ def kubectl_cpl(
     )
 
 
-def test_kubectl_cpl_runs_suspends_resumes_restarts_and_reports_on_the_real_stack(
+def test_kubectl_cpl_and_the_dashboard_on_the_real_stack(
     operator: OperatorProcess,
+    prometheus: dashboard.Prometheus,
     control_plane: ControlPlane,
     kube_api: client.ApiClient,
     namespace: str,
     endpoints: Endpoints,
+    tmp_path: Path,
 ) -> None:
+    """kubectl cpl runs, suspends, resumes, restarts and reports; meanwhile a real
+    Prometheus scrapes the operator, and every dashboard panel has data."""
+    started = time.time()
     c = Client(kube_api, Stack(), namespace)
     c.apply(tables=["provider", "care_site"])
     wait_ready(kube_api, namespace, c.id)
@@ -638,6 +657,21 @@ def test_kubectl_cpl_runs_suspends_resumes_restarts_and_reports_on_the_real_stac
         1,
         f"error: no ClientPipeline nobody in namespace {namespace}",
     )
+
+    # The dashboard: every panel's queries answer from the real metrics of this run.
+    wait_for(
+        "Prometheus to scrape the run's gauges",
+        lambda: prometheus.query(f'clientpipelines_last_run_changed_keys{{client="{c.id}"}}'),
+        timeout=30,
+    )
+    picture = tmp_path / "dashboard.svg"
+    data = dashboard.snapshot(prometheus, c.id, started, picture)
+    board = dashboard.panels(dashboard.load(), c.id)
+    empty = [p.title for p in board if p.queries and not data[p.title]]
+    assert not empty, f"panels without data: {empty}"
+    assert all(p.title.replace("'", "&#x27;") in picture.read_text() for p in board)
+    if out := os.environ.get("CLIENTPIPELINES_DASHBOARD_OUT"):
+        shutil.copy(picture, out)  # the README's picture comes from this test
     c.delete()
 
 
