@@ -153,6 +153,16 @@ def _gen_crds(_: argparse.Namespace) -> int:
     return 0
 
 
+def _gen_chart_docs(_: argparse.Namespace) -> int:
+    """Write each chart's README from its Chart.yaml and values.yaml."""
+    from devstack import chartdocs  # noqa: PLC0415
+
+    for chart in chartdocs.charts():
+        (chart / "README.md").write_text(chartdocs.render(chart))
+        print(f"wrote {chart / 'README.md'}")
+    return 0
+
+
 def _gen_omop(args: argparse.Namespace) -> int:
     """Write the OMOP CDM data, dbt macro, models and tests from the CDM's definition."""
     from devstack import omopgen  # noqa: PLC0415
@@ -225,6 +235,9 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("gen-crds", help="copy the CRDs into the operator chart").set_defaults(
         func=_gen_crds
     )
+    sub.add_parser(
+        "gen-chart-docs", help="write each chart's README from its values.yaml"
+    ).set_defaults(func=_gen_chart_docs)
     gen = sub.add_parser(
         "gen-omop", help="generate the OMOP CDM tables' data, dbt models and tests"
     )
