@@ -590,3 +590,34 @@ def test_reconcile_compares_the_published_tables_with_the_source(
     wait_for_cdc(platform, src.client_id)
     assert runner(contract(platform, src)).returncode == 0
     assert reconcile().returncode == 0
+
+
+def test_an_empty_source_table_publishes_empty_then_its_first_rows(
+    platform: Stack, trino_client: TrinoClient
+) -> None:
+    """Debezium makes a table's topic only with the table's first change; the operator
+    creates an empty table's topic up front, so runs publish the table empty instead of
+    failing on a topic that does not exist, and publish its rows once it has some."""
+    client_id = f"r{uuid.uuid4().hex[:8]}"
+    src = SampleData(platform).create(client_id, rows=30, seed=5, tables=("person", "death"))
+    try:
+        with psycopg.connect(src.dsn(), autocommit=True) as conn:
+            conn.execute("create table death_later as select * from death")
+            conn.execute("delete from death")
+        set_mode(platform, src, "cdc")  # wires it, as the operator does
+        wait_for_cdc(platform, client_id)
+        first = runner(contract(platform, src))
+        assert first.returncode == 0, first.stdout + first.stderr
+        assert lake_rows(trino_client, client_id, "death") == []
+        assert lake_rows(trino_client, client_id, "person")
+
+        with psycopg.connect(src.dsn(), autocommit=True) as conn:
+            conn.execute("insert into death select * from death_later")
+            conn.execute("drop table death_later")
+        wait_for_cdc(platform, client_id)
+        second = runner(contract(platform, src))
+        assert second.returncode == 0, second.stdout + second.stderr
+        assert lake_rows(trino_client, client_id, "death")
+        assert_lake_equals_source(platform, src)
+    finally:
+        unwire_client(platform, client_id)

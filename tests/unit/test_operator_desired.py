@@ -89,6 +89,18 @@ def test_connector_config_follows_the_naming_contract() -> None:
     )
 
 
+def test_an_empty_tables_topic_is_made_as_kafka_connect_would_make_it() -> None:
+    s = spec()
+    topics = desired.build_change_topics(s)
+    assert sorted(topics) == sorted(s.names.topic(s.schema, t) for t in s.tables)
+    config = desired.build_connector_config(s, "u", "p")
+    for topic_config in topics.values():
+        assert {f"topic.creation.default.{k}": v for k, v in topic_config.items()}.items() <= (
+            config.items()
+        )
+        assert topic_config["retention.ms"] == "-1"  # every change kept
+
+
 def test_connector_diff_ignores_connects_name_key_and_reports_keys_not_values() -> None:
     want = desired.build_connector_config(spec(), "reader", "s3cret")
     live = {**want, "name": "acme-health-cdc"}

@@ -64,10 +64,10 @@ def _get(values: Any, path: tuple[str, ...]) -> Any:
 
 def _rows(values: dict[str, Any], keys: dict[tuple[str, ...], str]) -> list[tuple[str, ...]]:
     """Keys to list: leaves, and maps documented as a whole (no documented key inside)."""
-    rows = []
+    rows: list[tuple[str, ...]] = []
     for path, description in keys.items():
         inside = [k for k in keys if k[: len(path)] == path and k != path]
-        if any(k[: len(r)] == r for r in rows for k in [path]):
+        if any(path[: len(r)] == r for r in rows):
             continue  # within a map listed whole
         if not inside or (description and not any(keys[k] for k in inside)):
             rows.append(path)

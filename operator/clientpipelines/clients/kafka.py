@@ -1,17 +1,23 @@
-"""Kafka's admin API: the topics a client's connector leaves behind when it is removed.
+"""Kafka's admin API: a client's change topics.
 
-Kafka Connect creates the topics (auto-creation by the Debezium producer) but never
-deletes them, so deletionPolicy Delete needs the broker itself.
+Kafka Connect creates a table's topic with its first event and never deletes it:
+the operator creates the topics of tables that have no event yet (empty tables),
+and deletes them all under deletionPolicy Delete.
 """
 
 from __future__ import annotations
 
 import socket
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 
 from kafka.admin import KafkaAdminClient
-from kafka.errors import KafkaError, UnknownTopicOrPartitionError, for_code
+from kafka.errors import (
+    KafkaError,
+    TopicAlreadyExistsError,
+    UnknownTopicOrPartitionError,
+    for_code,
+)
 
 from clientpipelines.clients.errors import ServiceError, ServiceUnavailable
 
@@ -51,6 +57,32 @@ class KafkaTopics:
             raise ServiceUnavailable(SERVICE, f"{type(exc).__name__}: {exc}") from exc
         finally:
             admin.close()
+
+    def ensure_topics(self, topics: Mapping[str, Mapping[str, str]]) -> list[str]:
+        """Create the topics that do not exist, with their configs; returns those created.
+
+        Partitions and replication factor are the broker's defaults (-1), as Kafka
+        Connect's topic creation uses them. A topic someone else created meanwhile
+        (Kafka Connect, for a table's first event) counts as there.
+        """
+        with self._admin() as admin:
+            missing = sorted(set(topics) - set(admin.list_topics()))
+            if not missing:
+                return []
+            result = admin.create_topics(
+                {t: {"configs": dict(topics[t])} for t in missing},
+                timeout_ms=int(self.timeout * 1000),
+                raise_errors=False,
+                wait_for_metadata=True,
+            )
+        failed = [
+            f"{t.get('name')}: {for_code(t['error_code']).__name__}"
+            for t in result.get("topics", [])
+            if t.get("error_code") not in (0, TopicAlreadyExistsError.errno)
+        ]
+        if failed:
+            raise ServiceError(SERVICE, f"creating topics failed: {', '.join(failed)}")
+        return missing
 
     def delete_matching(self, wanted: Callable[[str], bool]) -> list[str]:
         """Delete every topic `wanted` accepts; returns those deleted.

@@ -33,6 +33,14 @@ from clientpipelines.runconfig import (
 
 RUNNER_COMMAND = ["clientpipelines-runner", "run"]
 HEARTBEAT_RETENTION_MS = 24 * 3600 * 1000
+# Every change topic's settings: what Kafka Connect creates a topic with
+# (topic.creation.default.*) and what the operator creates an empty table's topic
+# with, so the two are the same. Change topics keep every event for ever: the
+# runner reads each table's changes since its watermark and a full refresh replays
+# a topic from offset 0, so an expired head would silently drop every row whose
+# last change expired. Not compaction: it would leave gaps below the watermark and
+# make every check of the published watermark fail into a needless full refresh.
+CHANGE_TOPIC_CONFIG = {"cleanup.policy": "delete", "retention.ms": "-1", "retention.bytes": "-1"}
 UNAVAILABLE_VALUE = "__debezium_unavailable_value"
 
 
@@ -74,17 +82,11 @@ def build_connector_config(spec: PipelineSpec, username: str, password: str) -> 
         "key.converter.schemas.enable": "false",
         "value.converter": "org.apache.kafka.connect.json.JsonConverter",
         "value.converter.schemas.enable": "false",
-        # Kafka Connect creates the topics (not the broker's defaults): change
-        # topics keep every event for ever. The runner reads each table's changes
-        # since its watermark and a full refresh replays a topic from offset 0, so
-        # an expired head would silently drop every row whose last change expired.
-        # Not compaction: it would leave gaps below the watermark and make every
-        # check of the published watermark fail into a needless full refresh.
+        # Kafka Connect creates the topics of tables with rows (not with the
+        # broker's defaults: CHANGE_TOPIC_CONFIG); the operator those of empty ones.
         "topic.creation.default.replication.factor": "-1",
         "topic.creation.default.partitions": "-1",
-        "topic.creation.default.cleanup.policy": "delete",
-        "topic.creation.default.retention.ms": "-1",
-        "topic.creation.default.retention.bytes": "-1",
+        **{f"topic.creation.default.{k}": v for k, v in CHANGE_TOPIC_CONFIG.items()},
         # Heartbeats carry no data: a day of them is plenty.
         "topic.creation.groups": "heartbeat",
         "topic.creation.heartbeat.include": names.heartbeat_topic.replace(".", "\\."),
@@ -92,6 +94,16 @@ def build_connector_config(spec: PipelineSpec, username: str, password: str) -> 
         "topic.creation.heartbeat.partitions": "1",
         "topic.creation.heartbeat.retention.ms": str(HEARTBEAT_RETENTION_MS),
     }
+
+
+def build_change_topics(spec: PipelineSpec) -> dict[str, dict[str, str]]:
+    """Each onboarded table's change topic and its settings (pure).
+
+    Debezium creates a topic with a table's first event: an empty table would have
+    none, the kafka catalog would name a topic that does not exist, and every run
+    would fail until the table got a row. The operator creates them up front.
+    """
+    return {spec.names.topic(spec.schema, t): dict(CHANGE_TOPIC_CONFIG) for t in spec.tables}
 
 
 def _row_keys(spec: PipelineSpec) -> dict[str, str]:

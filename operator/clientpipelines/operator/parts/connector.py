@@ -36,7 +36,15 @@ def ensure(ctx: PartContext) -> PartResult:
     creds = ctx.need_creds("the connector")
     want = desired.build_connector_config(spec, creds.username, creds.password)
     live = connect.get_config(name)
+    topics = desired.build_change_topics(spec)
     writes = []
+    # Checked once per table list (and whenever the config is written), not on every
+    # drift check: the broker is asked only when something could be missing.
+    if sorted(topics) != recorded.get("topics") or desired.connector_config_differs(want, live):
+        writes += [
+            f"created topic {t} (its table has no change yet)"
+            for t in ctx.systems.kafka.ensure_topics(topics)
+        ]
     if desired.connector_config_differs(want, live):
         connect.put_config(name, want)
         if live is None:
@@ -99,6 +107,7 @@ def ensure(ctx: PartContext) -> PartResult:
         "state": status.state,
         "tasks": [{"id": t.id, "state": t.state} for t in status.tasks],
         "restarts": restarts,
+        "topics": sorted(topics),
     }
     if last_restart:
         connector_status["lastRestartTime"] = last_restart
