@@ -40,7 +40,7 @@ from devstack.operator import (
     wait_ready,
 )
 from devstack.procs import wait_for
-from devstack.sampledata import ClientSource, SampleData
+from devstack.sampledata import SAMPLE_TABLES, ClientSource, SampleData
 from devstack.stack import Endpoints, Stack
 from devstack.wiring import unwire_client
 from tests.platform_state import connector_names, topic_names, topic_retention_ms
@@ -76,12 +76,20 @@ def prometheus(
 class Client:
     """One test client: its source database, Secret and namespace."""
 
-    def __init__(self, api: client.ApiClient, stack: Stack, namespace: str) -> None:
+    def __init__(
+        self,
+        api: client.ApiClient,
+        stack: Stack,
+        namespace: str,
+        tables: tuple[str, ...] = SAMPLE_TABLES,
+    ) -> None:
         self.api = api
         self.namespace = namespace
         self.id = f"c{uuid.uuid4().hex[:8]}"
         self.names = ClientNames(self.id)
-        self.source: ClientSource = SampleData(stack).create(self.id, rows=40, seed=3)
+        self.source: ClientSource = SampleData(stack).create(
+            self.id, rows=40, seed=3, tables=tables
+        )
         self.secret = f"{self.id}-db"
         put_client_secret(api, namespace, self.secret, self.source)
         self.objects = client.CustomObjectsApi(api)
@@ -672,6 +680,38 @@ def test_kubectl_cpl_and_the_dashboard_on_the_real_stack(
     assert all(p.title.replace("'", "&#x27;") in picture.read_text() for p in board)
     if out := os.environ.get("CLIENTPIPELINES_DASHBOARD_OUT"):
         shutil.copy(picture, out)  # the README's picture comes from this test
+    c.delete()
+
+
+def test_a_table_postgres_could_not_publish_is_refused_before_the_connector_exists(
+    operator: OperatorProcess,
+    kube_api: client.ApiClient,
+    namespace: str,
+    services: dict[str, Any],
+    endpoints: Endpoints,
+) -> None:
+    """death has no primary key: published without REPLICA IDENTITY FULL, Postgres would
+    refuse the client's own UPDATEs and DELETEs on it. Nothing is made until it is fixed."""
+    c = Client(kube_api, Stack(), namespace, tables=("person", "death"))
+    dsn = endpoints.postgres_dsn(c.source.database)
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute("alter table death replica identity default")
+    c.apply(tables=["person", "death"])
+
+    def refused() -> dict[str, Any] | None:
+        cond = condition(c.get(), "ConnectorReady")
+        return cond if cond and cond["reason"] == "SourceNotReady" else None
+
+    cond = wait_for("ConnectorReady=False SourceNotReady", refused, timeout=60)
+    assert "public.death has no primary key" in cond["message"]
+    assert "ALTER TABLE public.death REPLICA IDENTITY FULL" in cond["message"]
+    assert services["connect"].get_config(c.names.connector) is None
+    assert slot_and_publication(endpoints, c) == (False, False)
+    with psycopg.connect(dsn, autocommit=True) as conn:  # the client's writes still work
+        conn.execute("delete from death where person_id = (select min(person_id) from death)")
+        conn.execute("alter table death replica identity full")
+    wait_ready(kube_api, namespace, c.id, timeout=180)
+    assert slot_and_publication(endpoints, c) == (True, True)
     c.delete()
 
 

@@ -88,6 +88,19 @@ class SourcePostgres:
             ).fetchall()
         return [str(r[0]) for r in rows]
 
+    def table_identities(self, schema: str, tables: list[str]) -> dict[str, tuple[str, bool]]:
+        """Per existing table: its REPLICA IDENTITY (d, n, f, i) and whether it has a
+        primary key. Tables that do not exist are left out."""
+        with self._session() as conn:
+            rows = conn.execute(
+                "select c.relname, c.relreplident::text,"
+                " exists (select 1 from pg_index i where i.indrelid = c.oid and i.indisprimary)"
+                " from pg_class c join pg_namespace n on n.oid = c.relnamespace"
+                " where n.nspname = %s and c.relname = any(%s) and c.relkind in ('r', 'p')",
+                (schema, tables),
+            ).fetchall()
+        return {str(name): (str(ident), bool(pk)) for name, ident, pk in rows}
+
     def slot_active(self, slot: str) -> bool | None:
         """None if the slot does not exist, else whether a walsender holds it."""
         with self._session() as conn:

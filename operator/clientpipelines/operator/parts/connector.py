@@ -13,7 +13,7 @@ import time
 from typing import Any
 
 from clientpipelines.clients.kafka_connect import ConnectorStatus, KafkaConnectClient, TaskState
-from clientpipelines.operator import desired
+from clientpipelines.operator import desired, preflight
 from clientpipelines.operator.parts.base import PartContext, PartResult, Removal
 
 # Failed connector tasks are restarted with exponential backoff, a bounded number
@@ -38,6 +38,15 @@ def ensure(ctx: PartContext) -> PartResult:
     live = connect.get_config(name)
     topics = desired.build_change_topics(spec)
     writes = []
+    if desired.connector_config_differs(want, live):
+        # Before the tables go into the publication: a problem here would otherwise
+        # break the client's own writes (operator/preflight.py).
+        source = ctx.systems.source(spec, creds)
+        problems = preflight.source_problems(
+            spec.schema, list(spec.tables), source.table_identities(spec.schema, list(spec.tables))
+        )
+        if problems:
+            return PartResult(False, "SourceNotReady", "; ".join(problems), failed=True)
     # Checked once per table list (and whenever the config is written), not on every
     # drift check: the broker is asked only when something could be missing.
     if sorted(topics) != recorded.get("topics") or desired.connector_config_differs(want, live):
