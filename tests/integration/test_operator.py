@@ -527,14 +527,19 @@ def test_a_paused_connector_lets_the_slot_hold_wal_until_its_condition_turns_the
     assert condition(c.get(), "Ready")["status"] == "True"  # type: ignore[index]
 
     c.patch({"transform": {"suspend": False}})
-    # A change on a captured table after the filler: the resumed connector confirms
-    # its position, and Postgres releases the WAL before it.
-    with psycopg.connect(endpoints.postgres_dsn(c.source.database), autocommit=True) as conn:
-        conn.execute(
-            "update provider set provider_name = provider_name"
-            " where provider_id = (select min(provider_id) from provider)"
-        )
-    wait_for("the slot to drain", lambda: slot_healthy() is True, timeout=DRIFT_INTERVAL * 8)
+
+    def drained() -> bool:
+        # Changes on a captured table after the filler: the resumed connector confirms
+        # positions past it. Postgres moves restart_lsn only to a candidate set after
+        # an earlier confirmation, so it takes more than one change to release it all.
+        with psycopg.connect(endpoints.postgres_dsn(c.source.database), autocommit=True) as conn:
+            conn.execute(
+                "update provider set provider_name = provider_name"
+                " where provider_id = (select min(provider_id) from provider)"
+            )
+        return slot_healthy() is True
+
+    wait_for("the slot to drain", drained, timeout=DRIFT_INTERVAL * 10, interval=5)
     assert (
         operator.metric("clientpipelines_replication_slot_retained_wal_bytes", client_label)
         < 16 << 20

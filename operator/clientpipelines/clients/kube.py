@@ -172,21 +172,33 @@ class KubeClient:
         return got if isinstance(got, dict) else None
 
     def remove_pipeline_annotation(self, namespace: str, name: str, key: str, value: str) -> None:
-        """Remove the annotation if it still has `value` (a newer request made meanwhile
-        stays: the JSON patch's test fails, and that is not an error)."""
+        """Remove the annotation if it still has `value`. A newer request made meanwhile
+        stays: the JSON patch's test op fails (422), which is not an error once a
+        fresh read shows the annotation no longer holds `value`."""
         objects = client.CustomObjectsApi(self.api)
         path = "/metadata/annotations/" + key.replace("~", "~0").replace("/", "~1")
         patch = [{"op": "test", "path": path, "value": value}, {"op": "remove", "path": path}]
         try:
             self._call(
                 f"removing annotation {key} of ClientPipeline {namespace}/{name}",
+                # The client sends merge-patch unless told: a list body needs json-patch.
                 lambda: objects.patch_namespaced_custom_object(
-                    GROUP, VERSION, namespace, PLURAL, name, patch
+                    GROUP,
+                    VERSION,
+                    namespace,
+                    PLURAL,
+                    name,
+                    patch,
+                    _content_type="application/json-patch+json",
                 ),
                 missing=None,
             )
         except ServiceError as exc:
-            if exc.status not in (409, 422):  # the test op failed: a newer value
+            if exc.status != 422:
+                raise
+            current = self.get_pipeline(namespace, name)
+            annotations = ((current or {}).get("metadata") or {}).get("annotations") or {}
+            if annotations.get(key) == value:
                 raise
 
     def patch_pipeline_status(self, namespace: str, name: str, status: dict[str, Any]) -> bool:

@@ -82,6 +82,15 @@ def _claims(name: str, kwargs: dict[str, Any]) -> tuple[Claim, ...]:
     return tuple(index.get(name, []))
 
 
+def _pruned(value: Any) -> Any:
+    """`value` as a merge patch would leave it stored: no None anywhere in a mapping."""
+    if isinstance(value, dict):
+        return {k: _pruned(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [_pruned(v) for v in value]
+    return value
+
+
 def _post_events(outcome: reconcile.Outcome, body: kopf.Body) -> None:
     for kind, reason, message in outcome.events:
         (kopf.info if kind == "Normal" else kopf.warn)(body, reason=reason, message=message)
@@ -112,7 +121,7 @@ def _reconcile(
             drift=drift,
             claims=claims,
         )
-        if any(status.get(k) != v for k, v in outcome.status.items()):
+        if any(_pruned(status.get(k)) != _pruned(v) for k, v in outcome.status.items()):
             kube.patch_pipeline_status(namespace, name, outcome.status)
         metrics.record_status({**current, "status": {**status, **outcome.status}})
     _post_events(outcome, body)
@@ -163,8 +172,8 @@ def _requests(body: kopf.Body, claims: tuple[Claim, ...]) -> None:
             return  # acted on already (the event that removed the annotation)
         try:
             events = requests.handle(systems(), current, claims)
-        except ServiceError as exc:
-            kopf.warn(body, reason="RequestFailed", message=f"will retry: {exc}")
+        except ServiceError as exc:  # unavailable: the request stays for the next try
+            kopf.warn(body, reason="RequestDelayed", message=f"will retry: {exc}")
             return
     for kind, reason, message in events:
         (kopf.info if kind == "Normal" else kopf.warn)(body, reason=reason, message=message)

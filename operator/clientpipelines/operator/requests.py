@@ -14,6 +14,7 @@ import hashlib
 from collections.abc import Mapping
 from typing import Any
 
+from clientpipelines.clients.errors import Conflict, ServiceError, ServiceUnavailable
 from clientpipelines.manifests import GROUP
 from clientpipelines.operator.policy import Claim, refusal
 from clientpipelines.operator.spec import InvalidSpec, PipelineSpec, parse_spec
@@ -93,12 +94,18 @@ def handle(
         if refused is not None:
             problem = f"the pipeline is refused: {refused.message}"
     for key, request in requests.items():
-        if problem is not None or spec is None:
-            events.append(("Warning", "RequestRefused", f"{key}={request} ignored: {problem}"))
-        elif key == RUN_NOW:
-            events.append(_run_now(systems, spec.namespace, spec.names.cronjob, meta, request))
-        else:
-            events.append(_restart_connector(systems, pipeline, spec.cdc, spec.names.connector))
+        try:
+            if problem is not None or spec is None:
+                events.append(("Warning", "RequestRefused", f"{key}={request} ignored: {problem}"))
+            elif key == RUN_NOW:
+                events.append(_run_now(systems, spec.namespace, spec.names.cronjob, meta, request))
+            else:
+                events.append(_restart_connector(systems, pipeline, spec.cdc, spec.names.connector))
+        except (ServiceUnavailable, Conflict):
+            raise  # kept: tried again on the next event or drift check
+        except ServiceError as exc:
+            # Refused for good (no such connector, an invalid Job): said once, dropped.
+            events.append(("Warning", "RequestFailed", f"{key}={request} failed: {exc}"))
         kube.remove_pipeline_annotation(namespace, name, key, request)
     return events
 

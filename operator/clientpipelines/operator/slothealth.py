@@ -34,6 +34,9 @@ def _material(old: int | None, new: int, limit: int) -> bool:
     return abs(new - old) >= max(MATERIAL_BYTES, old * MATERIAL_FRACTION)
 
 
+_FIGURES = ("active", "walStatus", "retainedWalBytes", "retainedWal", "retainedWalLimit")
+
+
 def assess(
     slot: str,
     state: SlotState | None,
@@ -48,7 +51,8 @@ def assess(
         # task, which ConnectorReady reports.)
         return (
             Condition(CONDITION, True, "NoSlot", f"replication slot {slot} does not exist (yet)"),
-            {"name": slot, "exists": False},
+            # None: a merge patch removes what a slot that existed left behind.
+            {"name": slot, "exists": False, **dict.fromkeys(_FIGURES)},
         )
     previous = (recorded or {}).get("retainedWalBytes") if (recorded or {}).get("exists") else None
     old = int(previous) if isinstance(previous, int) else None
@@ -82,10 +86,11 @@ def assess(
             status,
         )
     if retained >= limit:
+        # A paused connector keeps its replication connection: the slot stays active.
         why = (
-            "no connector is reading it (paused, failed or stopped)"
+            "no connector holds it (the connector is stopped or has failed)"
             if not state.active
-            else "its connector is behind"
+            else "its connector is not confirming changes (paused, or behind)"
         )
         return (
             Condition(
