@@ -3,10 +3,16 @@
 The local control plane has no kubelet, so a Job's Pod stays Pending. For the demo
 and the acceptance test this module does the kubelet's part for one Pod: it reads
 the Job and its Pod from the API server (nothing is copied from the CronJob's
-settings), resolves the container's environment (values, Secret and ConfigMap
-references, envFrom), runs its command here, and reports the exit code in the
-Pod's status, from which the job controller marks the Job Complete or Failed.
-The image is not pulled: its entrypoint must exist locally (the runner does).
+settings), binds the Pod to its Node (`local-kubelet`), resolves the container's
+environment (values, Secret and ConfigMap references, envFrom), runs its command
+here, and reports the exit code in the Pod's status, from which the job controller
+marks the Job Complete or Failed. The image is not pulled: its entrypoint must
+exist locally (the runner does).
+
+Like a kubelet it keeps each container's output and serves it on its
+`containerLogs` endpoint (HTTPS, the port its Node object advertises), so the
+API server's `pods/log` works: `kubectl logs` and `kubectl cpl logs` read a run's
+output as in a cluster, while this process lives.
 """
 
 from __future__ import annotations
@@ -14,18 +20,25 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import os
+import ssl
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+import urllib.parse
 from collections.abc import Mapping
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 from kubernetes import client
 
 from clientpipelines.runconfig import TERMINATION_LOG_ENV, TERMINATION_LOG_LIMIT
+from devstack.pki import CertificateAuthority
 from devstack.procs import wait_for
+
+NODE = "local-kubelet"
 
 
 def _secret(core: client.CoreV1Api, namespace: str, name: str) -> dict[str, str]:
@@ -78,6 +91,184 @@ def resolve_env(
     return env
 
 
+class _LogHandler(BaseHTTPRequestHandler):
+    """GET /containerLogs/<namespace>/<pod>/<container>[?follow=true]: the kubelet API."""
+
+    directory: Path
+
+    def do_GET(self) -> None:
+        url = urllib.parse.urlparse(self.path)
+        parts = url.path.strip("/").split("/")
+        if len(parts) != 4 or parts[0] != "containerLogs":
+            self.send_error(404)
+            return
+        log = self.directory / f"{parts[1]}_{parts[2]}_{parts[3]}.log"
+        if not log.exists():
+            self.send_error(404, "no such container log")
+            return
+        follow = urllib.parse.parse_qs(url.query).get("follow") == ["true"]
+        done = log.with_suffix(".done")
+        self.send_response(200)
+        self.send_header("Content-Type", "text/plain; charset=utf-8")
+        self.end_headers()
+        with log.open("rb") as stream:
+            while True:
+                chunk = stream.read(65536)
+                if chunk:
+                    self.wfile.write(chunk)
+                    self.wfile.flush()
+                elif not follow or done.exists():
+                    return
+                else:
+                    time.sleep(0.2)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        return  # quiet: the API server polls it
+
+
+class _Kubelet:
+    """This process's kubelet endpoint and the Node object that advertises it."""
+
+    def __init__(self) -> None:
+        self.directory = Path(tempfile.mkdtemp(prefix="local-kubelet-"))
+        pair = CertificateAuthority(self.directory / "pki").issue(
+            "kubelet", common_name=NODE, server=True
+        )
+        handler = type("Handler", (_LogHandler,), {"directory": self.directory})
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        tls.load_cert_chain(pair.cert, pair.key)
+        self.server.socket = tls.wrap_socket(self.server.socket, server_side=True)
+        self.port = int(self.server.server_address[1])
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def log_path(self, namespace: str, pod: str, container: str) -> Path:
+        return self.directory / f"{namespace}_{pod}_{container}.log"
+
+    def register(self, core: client.CoreV1Api) -> None:
+        """The Node, advertising this endpoint (InternalIP only: the API server tries
+        addresses in its preferred order, and a Hostname would not resolve)."""
+        try:
+            core.create_node(client.V1Node(metadata=client.V1ObjectMeta(name=NODE)))
+        except client.exceptions.ApiException as exc:
+            if exc.status != 409:
+                raise
+        now = dt.datetime.now(dt.UTC).isoformat()
+        core.patch_node_status(
+            NODE,
+            {
+                "status": {
+                    "addresses": [{"type": "InternalIP", "address": "127.0.0.1"}],
+                    "daemonEndpoints": {"kubeletEndpoint": {"Port": self.port}},
+                    "conditions": [
+                        {
+                            "type": "Ready",
+                            "status": "True",
+                            "reason": "KubeletReady",
+                            "lastHeartbeatTime": now,
+                            "lastTransitionTime": now,
+                        }
+                    ],
+                }
+            },
+        )
+
+
+_kubelet: _Kubelet | None = None
+_kubelet_guard = threading.Lock()
+
+
+def _this_kubelet(core: client.CoreV1Api) -> _Kubelet:
+    global _kubelet  # noqa: PLW0603 - one endpoint per process, started on first use
+    with _kubelet_guard:
+        if _kubelet is None:
+            _kubelet = _Kubelet()
+        # Every time: another process (a demo, a test session) may have advertised
+        # its own endpoint since.
+        _kubelet.register(core)
+        return _kubelet
+
+
+def _bind(core: client.CoreV1Api, pod: Any) -> None:
+    """Schedule the Pod onto this Node, as a scheduler would (its log needs a node)."""
+    if pod.spec.node_name:
+        return
+    body = client.V1Binding(
+        metadata=client.V1ObjectMeta(name=pod.metadata.name),
+        target=client.V1ObjectReference(api_version="v1", kind="Node", name=NODE),
+    )
+    # The client cannot read the answer back into a V1Binding (kubernetes-client/python#825).
+    core.create_namespaced_pod_binding(
+        pod.metadata.name, pod.metadata.namespace, body, _preload_content=False
+    )
+
+
+def _run_logged(
+    core: client.CoreV1Api,
+    pod: Any,
+    argv: list[str],
+    env: dict[str, str],
+    log: Path,
+    timeout: float,
+) -> int:
+    """Run the container's command; its output goes to `log` (the kubelet's copy) and
+    to this process's stdout. Like a kubelet, the process is killed when its Pod is
+    deleted (a Job past its deadline); 124 when it outlived `timeout`."""
+    with log.open("wb") as out:
+        proc = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        timer = threading.Timer(timeout, proc.kill)
+        timer.start()
+        finished = threading.Event()
+        watcher = threading.Thread(
+            target=_kill_when_deleted, args=(core, pod, proc, finished), daemon=True
+        )
+        watcher.start()
+        try:
+            assert proc.stdout is not None
+            for line in proc.stdout:
+                out.write(line)
+                out.flush()
+                sys.stdout.buffer.write(line)
+                sys.stdout.flush()
+            code = proc.wait()
+        finally:
+            expired = not timer.is_alive()
+            timer.cancel()
+            finished.set()
+    log.with_suffix(".done").touch()
+    return 124 if expired and code < 0 else code
+
+
+def _kill_when_deleted(
+    core: client.CoreV1Api, pod: Any, proc: subprocess.Popen[bytes], finished: threading.Event
+) -> None:
+    while not finished.wait(2):
+        try:
+            live = core.read_namespaced_pod(pod.metadata.name, pod.metadata.namespace)
+        except client.exceptions.ApiException as exc:
+            if exc.status != 404:
+                continue
+            live = None
+        if live is None or (live.metadata and live.metadata.deletion_timestamp is not None):
+            print(f"local kubelet: Pod {pod.metadata.name} deleted; stopping it", flush=True)
+            proc.kill()
+            return
+
+
+def _finish_deletion(core: client.CoreV1Api, pod: Any) -> None:
+    """A Pod deleted while it ran waits for its kubelet to confirm the container
+    stopped (a bound Pod is deleted gracefully): confirm it, as a kubelet does."""
+    try:
+        live = core.read_namespaced_pod(pod.metadata.name, pod.metadata.namespace)
+        if live.metadata and live.metadata.deletion_timestamp is not None:
+            core.delete_namespaced_pod(
+                pod.metadata.name, pod.metadata.namespace, grace_period_seconds=0
+            )
+    except client.exceptions.ApiException as exc:
+        if exc.status != 404:
+            raise
+
+
 def run_job(
     api: client.ApiClient,
     namespace: str,
@@ -112,6 +303,10 @@ def run_job(
         env[TERMINATION_LOG_ENV] = str(message_file)
     # Console scripts live beside this interpreter in the project's environment.
     env["PATH"] = f"{os.path.dirname(sys.executable)}:{env.get('PATH', '')}"
+    kubelet = _this_kubelet(core)
+    _bind(core, pod)
+    assert pod.metadata is not None
+    log = kubelet.log_path(namespace, str(pod.metadata.name), container.name)
     started = dt.datetime.now(dt.UTC)
     _report(core, pod, "Running", started=started)
     print(
@@ -119,10 +314,7 @@ def run_job(
         file=sys.stderr,
         flush=True,
     )
-    try:
-        code = subprocess.run(argv, env=env, timeout=timeout, check=False).returncode
-    except subprocess.TimeoutExpired:
-        code = 124
+    code = _run_logged(core, pod, argv, env, log, timeout)
     # The kubelet keeps at most 4096 bytes.
     message = message_file.read_bytes()[:TERMINATION_LOG_LIMIT].decode(errors="ignore")
     message_file.unlink()
@@ -134,6 +326,7 @@ def run_job(
         exit_code=code,
         message=message,
     )
+    _finish_deletion(core, pod)
     return code
 
 
