@@ -95,14 +95,22 @@ def crds(kube_api: client.ApiClient, control_plane: ControlPlane) -> None:
         crd = PROMETHEUS_CRDS / f"monitoring.coreos.com_{plural}.yaml"
         result = kubectl(control_plane.kubeconfig, "apply", "--server-side", "-f", str(crd))
         assert result.returncode == 0, result.stderr
+    established(
+        control_plane, *[f"crd/{p}.monitoring.coreos.com" for p in MONITORING_KINDS.values()]
+    )
+
+
+def established(control_plane: ControlPlane, *crds: str) -> None:
+    """Wait until the CRDs serve (one just created has no conditions yet, and `kubectl
+    wait` errors on that)."""
     wait_for(
-        "the Prometheus Operator's CRDs to be established",
+        f"{', '.join(crds)} to be established",
         lambda: (
             kubectl(
                 control_plane.kubeconfig,
                 "wait",
                 "--for=condition=Established",
-                *[f"crd/{p}.monitoring.coreos.com" for p in MONITORING_KINDS.values()],
+                *crds,
                 "--timeout=10s",
             ).returncode
             == 0
@@ -277,23 +285,11 @@ def argocd_crds(control_plane: ControlPlane) -> None:
     for crd in sorted(ARGOCD_CRDS.glob("*-crd.yaml")):
         result = kubectl(control_plane.kubeconfig, "apply", "--server-side", "-f", str(crd))
         assert result.returncode == 0, result.stderr
-    # A CRD just created has no conditions yet, and kubectl wait errors on that.
-    wait_for(
-        "ArgoCD's CRDs to be established",
-        lambda: (
-            kubectl(
-                control_plane.kubeconfig,
-                "wait",
-                "--for=condition=Established",
-                "crd/applications.argoproj.io",
-                "crd/applicationsets.argoproj.io",
-                "crd/appprojects.argoproj.io",
-                "--timeout=10s",
-            ).returncode
-            == 0
-        ),
-        timeout=60,
-        interval=0.5,
+    established(
+        control_plane,
+        "crd/applications.argoproj.io",
+        "crd/applicationsets.argoproj.io",
+        "crd/appprojects.argoproj.io",
     )
     kubectl(control_plane.kubeconfig, "create", "namespace", "argocd")
 

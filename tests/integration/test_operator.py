@@ -547,19 +547,17 @@ def test_a_paused_connector_lets_the_slot_hold_wal_until_its_condition_turns_the
     c.delete()
 
 
+def kubectl_cpl_argv(control_plane: ControlPlane, namespace: str, *args: str) -> list[str]:
+    """The installed plugin's command line, as `kubectl cpl` runs it."""
+    plugin = Path(sys.executable).with_name("kubectl-cpl")
+    return [str(plugin), "--kubeconfig", str(control_plane.kubeconfig), "-n", namespace, *args]
+
+
 def kubectl_cpl(
     control_plane: ControlPlane, namespace: str, *args: str
 ) -> subprocess.CompletedProcess[str]:
-    """The installed plugin, as `kubectl cpl` runs it."""
     return subprocess.run(
-        [
-            str(Path(sys.executable).with_name("kubectl-cpl")),
-            "--kubeconfig",
-            str(control_plane.kubeconfig),
-            "-n",
-            namespace,
-            *args,
-        ],
+        kubectl_cpl_argv(control_plane, namespace, *args),
         capture_output=True,
         text=True,
         timeout=120,
@@ -592,15 +590,7 @@ def test_kubectl_cpl_and_the_dashboard_on_the_real_stack(
     # run: the plugin asks by annotation, the operator starts a Job from the CronJob,
     # the local kubelet runs it, and the plugin follows it to its end.
     run = subprocess.Popen(
-        [
-            str(Path(sys.executable).with_name("kubectl-cpl")),
-            "--kubeconfig",
-            str(control_plane.kubeconfig),
-            "-n",
-            namespace,
-            "run",
-            c.id,
-        ],
+        kubectl_cpl_argv(control_plane, namespace, "run", c.id),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

@@ -10,6 +10,7 @@ from __future__ import annotations
 import socket
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
+from typing import Any
 
 from kafka.admin import KafkaAdminClient
 from kafka.errors import (
@@ -75,13 +76,7 @@ class KafkaTopics:
                 raise_errors=False,
                 wait_for_metadata=True,
             )
-        failed = [
-            f"{t.get('name')}: {for_code(t['error_code']).__name__}"
-            for t in result.get("topics", [])
-            if t.get("error_code") not in (0, TopicAlreadyExistsError.errno)
-        ]
-        if failed:
-            raise ServiceError(SERVICE, f"creating topics failed: {', '.join(failed)}")
+        _raise_failures("creating topics", result, TopicAlreadyExistsError.errno)
         return missing
 
     def delete_matching(self, wanted: Callable[[str], bool]) -> list[str]:
@@ -97,11 +92,17 @@ class KafkaTopics:
             result = admin.delete_topics(
                 existing, timeout_ms=int(self.timeout * 1000), raise_errors=False
             )
-        failed = [
-            f"{t.get('name')}: {for_code(t['error_code']).__name__}"
-            for t in result.get("topics", [])
-            if t.get("error_code") not in (0, UnknownTopicOrPartitionError.errno)
-        ]
-        if failed:
-            raise ServiceError(SERVICE, f"deleting topics failed: {', '.join(failed)}")
+        _raise_failures("deleting topics", result, UnknownTopicOrPartitionError.errno)
         return existing
+
+
+def _raise_failures(what: str, result: Mapping[str, Any], fine: int) -> None:
+    """Raise for each topic of an admin response whose error is neither 0 nor `fine`
+    (the error that means it is already as wanted)."""
+    failed = [
+        f"{t.get('name')}: {for_code(t['error_code']).__name__}"
+        for t in result.get("topics", [])
+        if t.get("error_code") not in (0, fine)
+    ]
+    if failed:
+        raise ServiceError(SERVICE, f"{what} failed: {', '.join(failed)}")
