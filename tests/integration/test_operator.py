@@ -148,6 +148,20 @@ def services(endpoints: Endpoints) -> dict[str, Any]:
     }
 
 
+def wait_for_slot(c: Client) -> dict[str, Any]:
+    """status.replicationSlot once the slot exists: Debezium makes it as its task
+    starts, so the reconcile that saw the connector RUNNING may have found none yet."""
+    return wait_for(
+        "the replication slot in status",
+        lambda: (
+            (slot := ((c.get() or {}).get("status") or {}).get("replicationSlot"))
+            and slot.get("exists")
+            and slot
+        ),
+        timeout=DRIFT_INTERVAL * 4,
+    )
+
+
 def slot_and_publication(endpoints: Endpoints, c: Client) -> tuple[bool, bool]:
     with psycopg.connect(endpoints.postgres_dsn(c.source.database)) as conn:
         slot = conn.execute(
@@ -481,9 +495,9 @@ def test_a_paused_connector_lets_the_slot_hold_wal_until_its_condition_turns_the
         cond = condition(c.get(), "ReplicationSlotHealthy")
         return None if cond is None else cond["status"] == "True"
 
-    wait_for("the slot to be read", lambda: slot_healthy() is True, timeout=DRIFT_INTERVAL * 3)
-    before = c.get()["status"]["replicationSlot"]  # type: ignore[index]
-    assert before["exists"] is True and before["retainedWalLimit"] == "16 MiB"
+    before = wait_for_slot(c)
+    assert slot_healthy() is True
+    assert before["retainedWalLimit"] == "16 MiB"
 
     c.patch({"transform": {"suspend": True}})
     wait_for(
@@ -581,6 +595,7 @@ def test_kubectl_cpl_and_the_dashboard_on_the_real_stack(
     c.apply(tables=["provider", "care_site"])
     wait_ready(kube_api, namespace, c.id)
 
+    wait_for_slot(c)
     status = kubectl_cpl(control_plane, namespace, "status", c.id)
     assert status.returncode == 0, status.stderr
     assert f"connector: {c.names.connector} RUNNING" in status.stdout

@@ -18,8 +18,10 @@ output as in a cluster, while this process lives.
 from __future__ import annotations
 
 import base64
+import contextlib
 import datetime as dt
 import os
+import signal
 import ssl
 import subprocess
 import sys
@@ -215,8 +217,15 @@ def _run_logged(
     to this process's stdout. Like a kubelet, the process is killed when its Pod is
     deleted (a Job past its deadline); 124 when it outlived `timeout`."""
     with log.open("wb") as out:
-        proc = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-        timer = threading.Timer(timeout, proc.kill)
+        # Its own process group: stopping the "container" stops everything it started.
+        proc = subprocess.Popen(
+            argv,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        timer = threading.Timer(timeout, _kill_group, args=(proc,))
         timer.start()
         finished = threading.Event()
         watcher = threading.Thread(
@@ -251,8 +260,13 @@ def _kill_when_deleted(
             live = None
         if live is None or (live.metadata and live.metadata.deletion_timestamp is not None):
             print(f"local kubelet: Pod {pod.metadata.name} deleted; stopping it", flush=True)
-            proc.kill()
+            _kill_group(proc)
             return
+
+
+def _kill_group(proc: subprocess.Popen[bytes]) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)
 
 
 def _finish_deletion(core: client.CoreV1Api, pod: Any) -> None:
