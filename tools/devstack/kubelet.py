@@ -234,10 +234,14 @@ def _run_logged(
         watcher.start()
         try:
             assert proc.stdout is not None
+            echo = getattr(sys.stdout, "buffer", None)  # absent when stdout is replaced
             for line in proc.stdout:
                 out.write(line)
                 out.flush()
-                sys.stdout.buffer.write(line)
+                if echo is not None:
+                    echo.write(line)
+                else:
+                    sys.stdout.write(line.decode(errors="replace"))
                 sys.stdout.flush()
             code = proc.wait()
         finally:
