@@ -202,6 +202,7 @@ def test_operator_chart_installs_and_grants_only_what_the_operator_uses(
         ("update", "cronjobs", "batch"),
         ("delete", "cronjobs", "batch"),  # first, on Delete: no run writes while the rest goes
         ("list", "jobs", "batch"),
+        ("create", "jobs", "batch"),  # a run-now request
         ("list", "pods", ""),  # a run's termination message
         ("create", "events", ""),
     ]
