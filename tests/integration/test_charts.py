@@ -152,6 +152,7 @@ def _can(
     group: str = "",
     namespace: str | None = None,
     subresource: str | None = None,
+    groups: tuple[str, ...] = ("system:serviceaccounts",),
 ) -> bool:
     attrs: dict[str, Any] = {"verb": verb, "resource": resource, "group": group}
     if namespace:
@@ -162,7 +163,7 @@ def _can(
         client.V1SubjectAccessReview(
             spec=client.V1SubjectAccessReviewSpec(
                 user=user,
-                groups=["system:serviceaccounts"],
+                groups=list(groups),
                 resource_attributes=client.V1ResourceAttributes(**attrs),
             )
         )
@@ -231,6 +232,41 @@ def test_operator_chart_installs_and_grants_only_what_the_operator_uses(
             resource,
             ns,
         )
+
+    # People: the chart folds ClientPipeline rights into the built-in view and edit
+    # roles, so an editor may suspend a pipeline or ask for a run (patch) and a
+    # viewer may only look.
+    rbac = client.RbacAuthorizationV1Api(kube_api)
+    for user, role in (("alice", "edit"), ("bob", "view")):
+        rbac.create_namespaced_role_binding(
+            watched,
+            client.V1RoleBinding(
+                metadata=client.V1ObjectMeta(name=f"{user}-{namespace}"),
+                role_ref=client.V1RoleRef(
+                    api_group="rbac.authorization.k8s.io", kind="ClusterRole", name=role
+                ),
+                subjects=[client.RbacV1Subject(kind="User", name=user)],
+            ),
+        )
+    try:
+
+        def may(user: str, verb: str) -> bool:
+            return _can(
+                kube_api,
+                user,
+                verb,
+                "clientpipelines",
+                group="pipelines.promptly.io",
+                namespace=watched,
+                groups=("system:authenticated",),
+            )
+
+        wait_for("the aggregated roles to include ClientPipelines", lambda: may("alice", "patch"))
+        assert may("bob", "get") and may("bob", "list")
+        assert not may("bob", "patch")
+    finally:
+        for user in ("alice", "bob"):
+            rbac.delete_namespaced_role_binding(f"{user}-{namespace}", watched)
     helm("uninstall", "cpo", "-n", namespace, kubeconfig=control_plane.kubeconfig)
 
 

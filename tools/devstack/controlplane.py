@@ -31,6 +31,9 @@ CONTROLLERS = (
     # Creates each namespace's `default` ServiceAccount, which the ServiceAccount
     # admission plugin requires before the job controller may create a Pod.
     "serviceaccount-controller",
+    # Folds ClusterRoles labelled aggregate-to-view/edit/admin into those built-in
+    # roles (the operator chart's userRoles).
+    "clusterrole-aggregation-controller",
 )
 
 SERVICE_CIDR = "10.0.0.0/24"
