@@ -242,8 +242,9 @@ def kafka_plan(stack: Stack, arts: artifacts.Artifacts) -> Plan:
                 "kafka.tools.StorageTool",
                 "format",
                 "--standalone",
-                "-t",
-                cluster_id,
+                # Attached with '=': a base64url id starts with '-' one time in 64,
+                # and the tool's argument parser would then take it for an option.
+                f"--cluster-id={cluster_id}",
                 "-c",
                 str(conf),
             ),
