@@ -1,0 +1,334 @@
+"""Onboarding a client, without the UI: what the form becomes, how it is checked, and
+how it reaches the GitOps repository.
+
+The form's answers become the client-pipeline chart's values (what
+`clients/<id>/values.yaml` holds); the chart renders them into the ClientPipeline,
+so the mapping is the chart's and written nowhere else. That object is checked
+against the CRD's own schema (types, enums, bounds, patterns, and the CEL rules
+that are regular expressions), the same rules the API server enforces at
+admission; a server-side dry-run before submitting checks the rest.
+
+Credentials never go to git: they become a Kubernetes Secret labelled for the
+client, which the operator alone may read.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import tempfile
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import yaml
+
+from clientpipelines.manifests import CRD_PATH, LABEL_CLIENT
+
+# The form's fields, by the path of what they become in the ClientPipeline.
+FIELD_OF_PATH = {
+    "metadata.name": "client_id",
+    "spec.source.postgres.host": "host",
+    "spec.source.postgres.port": "port",
+    "spec.source.postgres.database": "database",
+    "spec.source.postgres.schema": "schema",
+    "spec.source.postgres.tables": "tables",
+    "spec.source.postgres.sslMode": "ssl_mode",
+    "spec.ingestion.mode": "mode",
+    "spec.transform.schedule": "schedule",
+    "spec.transform.timeZone": "time_zone",
+    "spec.deletionPolicy": "deletion_policy",
+}
+
+
+@dataclass(frozen=True)
+class Submission:
+    """What a platform engineer enters for a new client."""
+
+    client_id: str
+    host: str
+    database: str
+    tables: tuple[str, ...]
+    port: int = 5432
+    schema: str = "public"
+    ssl_mode: str = "require"
+    mode: str = "cdc"
+    schedule: str = "*/15 * * * *"
+    time_zone: str = ""
+    deletion_policy: str = "Retain"
+    username: str = field(default="", repr=False)
+    password: str = field(default="", repr=False)
+
+    @property
+    def secret_name(self) -> str:
+        return f"{self.client_id}-db"
+
+
+def values(sub: Submission) -> dict[str, Any]:
+    """The client-pipeline chart's values for `sub`: clients/<id>/values.yaml (pure).
+
+    No credential: the chart only names the Secret.
+    """
+    return {
+        "clientId": sub.client_id,
+        "source": {
+            "host": sub.host,
+            "port": sub.port,
+            "database": sub.database,
+            "schema": sub.schema,
+            "tables": list(sub.tables),
+            "sslMode": sub.ssl_mode,
+            "credentialsSecretName": sub.secret_name,
+        },
+        "ingestion": {"mode": sub.mode},
+        "transform": {"schedule": sub.schedule, "timeZone": sub.time_zone},
+        "deletionPolicy": sub.deletion_policy,
+    }
+
+
+def values_file(sub: Submission) -> str:
+    """The text committed as clients/<id>/values.yaml (pure)."""
+    header = (
+        f"# {sub.client_id}: the client-pipeline chart's values, from the onboarding app.\n"
+        f"# Its credentials are the Secret {sub.secret_name} (labelled {LABEL_CLIENT}="
+        f"{sub.client_id}), created by the app in the cluster, never committed.\n"
+    )
+    return header + yaml.safe_dump(values(sub), sort_keys=False)
+
+
+def render(sub: Submission, helm: Path, chart: Path, namespace: str) -> dict[str, Any]:
+    """The ClientPipeline the chart makes of `sub`'s values (`helm template`)."""
+    with tempfile.NamedTemporaryFile("w", suffix=".yaml") as file:
+        yaml.safe_dump(values(sub), file)
+        file.flush()
+        out = subprocess.run(
+            [str(helm), "template", sub.client_id, str(chart), "-n", namespace, "-f", file.name],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+    if out.returncode != 0:
+        raise ValueError(out.stderr.strip().splitlines()[-1] if out.stderr else "helm failed")
+    (pipeline,) = [
+        d for d in yaml.safe_load_all(out.stdout) if d and d.get("kind") == "ClientPipeline"
+    ]
+    return dict(pipeline)
+
+
+# -- checks against the CRD ------------------------------------------------------------------
+
+_MATCHES = re.compile(r"^self\.matches\(r?'(.*)'\)$", re.S)
+
+
+def _schema() -> dict[str, Any]:
+    crd = yaml.safe_load(CRD_PATH.read_text())
+    return dict(crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"])
+
+
+def _regex_rules(schema: Mapping[str, Any], path: str) -> list[tuple[str, str, str]]:
+    """(path, RE2 pattern, message) of every CEL rule that is `self.matches(...)`."""
+    found = []
+    for rule in schema.get("x-kubernetes-validations") or []:
+        match = _MATCHES.match(rule["rule"])
+        if match:
+            found.append((path, match.group(1), rule.get("message", "")))
+    for key, sub in (schema.get("properties") or {}).items():
+        found += _regex_rules(sub, f"{path}.{key}" if path else key)
+    return found
+
+
+def _at(obj: Any, path: str) -> Any:
+    for part in path.split("."):
+        if not isinstance(obj, Mapping) or part not in obj:
+            return None
+        obj = obj[part]
+    return obj
+
+
+def field_errors(pipeline: Mapping[str, Any]) -> dict[str, str]:
+    """Form field -> the first thing the CRD refuses about it (pure over the CRD file).
+
+    Structural rules (types, enums, bounds, patterns) by JSON Schema; the CEL rules
+    that are regular expressions (the schedule, the name) by Python's re, which
+    reads these RE2 patterns the same way. Rules about changes (immutability) do
+    not apply to a new object.
+    """
+    schema = _schema()
+    errors: dict[str, str] = {}
+    validator = jsonschema.Draft7Validator(schema)
+    for error in sorted(validator.iter_errors(dict(pipeline)), key=lambda e: list(e.path)):
+        path = ".".join(str(p) for p in error.path if not isinstance(p, int))
+        name = FIELD_OF_PATH.get(path, path)
+        errors.setdefault(name, f"{path}: {error.message}")
+    name = str(_at(pipeline, "metadata.name") or "")
+    if len(name) > 43:
+        errors.setdefault("client_id", "metadata.name: a client id has at most 43 characters")
+    if not re.match(r"^[a-z]([-a-z0-9]*[a-z0-9])?$", name):
+        errors.setdefault(
+            "client_id",
+            "metadata.name: lowercase letters, digits and '-', starting with a letter",
+        )
+    for path, pattern, message in _regex_rules(schema, ""):
+        value = _at(pipeline, path)
+        if isinstance(value, str) and not re.match(pattern, value):
+            errors.setdefault(FIELD_OF_PATH.get(path, path), message or f"{path}: invalid")
+    return errors
+
+
+def submission_errors(sub: Submission) -> dict[str, str]:
+    """What must be fixed before submitting, beyond the CRD's rules (pure)."""
+    errors = {}
+    if not sub.tables:
+        errors["tables"] = "choose at least one table"
+    if not sub.username:
+        errors["username"] = "the database login is needed (it goes to a Secret, never to git)"
+    if not sub.password:
+        errors["password"] = "the database password is needed (it goes to a Secret)"  # noqa: S105
+    return errors
+
+
+def cron_text(schedule: str) -> str:
+    """A human reading of the schedule (cron-descriptor); '' when it cannot be read."""
+    from cron_descriptor import get_description  # noqa: PLC0415 - only the app needs it
+
+    try:
+        return str(get_description(schedule))
+    except Exception:
+        return ""
+
+
+def secret_manifest(sub: Submission, namespace: str) -> dict[str, Any]:
+    """The client's credentials Secret, labelled so the operator may use it (pure)."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {
+            "name": sub.secret_name,
+            "namespace": namespace,
+            "labels": {LABEL_CLIENT: sub.client_id},
+        },
+        "type": "Opaque",
+        "stringData": {"username": sub.username, "password": sub.password},
+    }
+
+
+# -- git ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Proposal:
+    branch: str
+    commit: str
+    path: str
+
+
+def _git(*args: str, cwd: Path) -> str:
+    out = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, check=False)
+    if out.returncode != 0:
+        raise RuntimeError(f"git {args[0]}: {out.stderr.strip()}")
+    return out.stdout.strip()
+
+
+def propose(
+    sub: Submission,
+    remote: str,
+    *,
+    base: str = "main",
+    author: str = "Onboarding app <onboarding@clientpipelines.local>",
+) -> Proposal:
+    """Commit clients/<id>/values.yaml on a new branch `onboard/<id>` and push it.
+
+    Refused when the client already has a folder on `base` or the branch exists:
+    onboarding never overwrites a client.
+    """
+    branch = f"onboard/{sub.client_id}"
+    path = f"clients/{sub.client_id}/values.yaml"
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp) / "repo"
+        _git("clone", "--quiet", "--depth", "1", "--branch", base, remote, str(work), cwd=Path(tmp))
+        if (work / path).exists():
+            raise FileExistsError(f"{path} exists on {base}: the client is onboarded already")
+        if _git("ls-remote", "--heads", "origin", branch, cwd=work):
+            raise FileExistsError(f"branch {branch} exists: a proposal is waiting for review")
+        _git("checkout", "--quiet", "-b", branch, cwd=work)
+        (work / path).parent.mkdir(parents=True)
+        (work / path).write_text(values_file(sub))
+        _git("add", path, cwd=work)
+        name, _, email = author.partition(" <")
+        _git(
+            "-c",
+            f"user.name={name}",
+            "-c",
+            f"user.email={email.rstrip('>')}",
+            "commit",
+            "--quiet",
+            "-m",
+            f"Onboard client {sub.client_id}",
+            cwd=work,
+        )
+        commit = _git("rev-parse", "HEAD", cwd=work)
+        _git("push", "--quiet", "origin", branch, cwd=work)
+    return Proposal(branch, commit, path)
+
+
+# -- forges ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ForgeRequest:
+    method: str
+    url: str
+    headers: dict[str, str]
+    body: dict[str, Any]
+
+
+def github_pull_request(
+    api: str, repository: str, token: str, proposal: Proposal, base: str, text: str
+) -> ForgeRequest:
+    """POST /repos/{owner}/{repo}/pulls (GitHub's REST API), as documented (pure)."""
+    return ForgeRequest(
+        "POST",
+        f"{api.rstrip('/')}/repos/{repository}/pulls",
+        {
+            "Accept": "application/vnd.github+json",
+            "Authorization": f"Bearer {token}",
+            "X-GitHub-Api-Version": "2022-11-28",
+        },
+        {
+            "title": f"Onboard client {proposal.path.split('/')[1]}",
+            "head": proposal.branch,
+            "base": base,
+            "body": text,
+        },
+    )
+
+
+def gitlab_merge_request(
+    api: str, project: str, token: str, proposal: Proposal, base: str, text: str
+) -> ForgeRequest:
+    """POST /projects/:id/merge_requests (GitLab's REST API v4), as documented (pure)."""
+    from urllib.parse import quote  # noqa: PLC0415
+
+    return ForgeRequest(
+        "POST",
+        f"{api.rstrip('/')}/projects/{quote(project, safe='')}/merge_requests",
+        {"PRIVATE-TOKEN": token},
+        {
+            "source_branch": proposal.branch,
+            "target_branch": base,
+            "title": f"Onboard client {proposal.path.split('/')[1]}",
+            "description": text,
+            "remove_source_branch": True,
+        },
+    )
+
+
+def describe(sub: Submission, preview: Sequence[str]) -> str:
+    """The pull request's text: what the operator will create (pure)."""
+    return (
+        f"Onboards client `{sub.client_id}` from the onboarding app.\n\n"
+        "After merge, ArgoCD's ApplicationSet creates its Application; the operator then "
+        "creates:\n\n```\n" + "\n".join(preview) + "\n```\n"
+    )
