@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import jsonschema
+import jsonschema  # type: ignore[import-untyped]
 import yaml
 
 from clientpipelines.manifests import CRD_PATH, LABEL_CLIENT
@@ -191,7 +191,9 @@ def submission_errors(sub: Submission) -> dict[str, str]:
 
 def cron_text(schedule: str) -> str:
     """A human reading of the schedule (cron-descriptor); '' when it cannot be read."""
-    from cron_descriptor import get_description  # noqa: PLC0415 - only the app needs it
+    from cron_descriptor import (  # type: ignore[import-untyped]  # noqa: PLC0415
+        get_description,
+    )
 
     try:
         return str(get_description(schedule))
