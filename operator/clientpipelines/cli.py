@@ -178,7 +178,7 @@ def cmd_status(api: client.ApiClient, args: argparse.Namespace) -> int:
 # -- actions ------------------------------------------------------------------------------------
 
 
-def _managed_by_argocd(obj: Mapping[str, Any]) -> bool:
+def managed_by_argocd(obj: Mapping[str, Any]) -> bool:
     meta = obj["metadata"]
     return "argocd.argoproj.io/tracking-id" in (meta.get("annotations") or {}) or (
         "argocd.argoproj.io/instance" in (meta.get("labels") or {})
@@ -187,7 +187,7 @@ def _managed_by_argocd(obj: Mapping[str, Any]) -> bool:
 
 def cmd_suspend(api: client.ApiClient, args: argparse.Namespace, *, suspend: bool) -> int:
     obj = get_pipeline(api, args.namespace, args.id)
-    if _managed_by_argocd(obj):
+    if managed_by_argocd(obj):
         print(
             "note: ArgoCD manages this pipeline; with self-heal it will undo this. "
             "Change spec.transform.suspend in git to make it last.",
@@ -365,7 +365,7 @@ def preview_lines(obj: Mapping[str, Any], settings: Settings) -> list[str]:
     return lines
 
 
-def _preview_settings() -> Settings:
+def preview_settings() -> Settings:
     """The operator's settings where the environment has them; placeholders otherwise."""
     import os  # noqa: PLC0415
 
@@ -388,7 +388,7 @@ def cmd_preview(args: argparse.Namespace) -> int:
         raise CliError(f"{args.file} holds no ClientPipeline")
     for obj in docs:
         try:
-            lines = preview_lines(obj, _preview_settings())
+            lines = preview_lines(obj, preview_settings())
         except (InvalidSpec, KeyError) as exc:
             raise CliError(f"{args.file}: {exc}") from exc
         print("\n".join(lines))

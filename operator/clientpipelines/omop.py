@@ -120,6 +120,7 @@ class Table:
     name: str
     columns: tuple[Column, ...]
     primary_key: tuple[str, ...]
+    description: str = ""  # OHDSI's, first sentence: what the table holds
 
     @property
     def key(self) -> tuple[str, ...]:
@@ -181,7 +182,7 @@ def load() -> dict[str, Table]:
             Column(c["name"], c["type"], bool(c["required"]), c.get("references"))
             for c in spec["columns"]
         )
-        tables[name] = Table(name, columns, tuple(spec["primary_key"]))
+        tables[name] = Table(name, columns, tuple(spec["primary_key"]), spec.get("description", ""))
     return tables
 
 

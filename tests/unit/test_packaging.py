@@ -45,11 +45,15 @@ def _undeclared(files: list[Path], declared: set[str]) -> dict[str, list[str]]:
 
 def test_every_third_party_import_is_declared_where_it_is_used() -> None:
     base = _names(PYPROJECT["dependencies"])
-    runner = base | _names(PYPROJECT["optional-dependencies"]["runner"])
     everything = list(PACKAGE.rglob("*.py"))
-    runner_files = list((PACKAGE / "runner").rglob("*.py"))
-    assert _undeclared([f for f in everything if f not in runner_files], base) == {}
-    assert _undeclared(runner_files, runner) == {}
+    extras = {}
+    for extra in ("runner", "app"):
+        declared = base | _names(PYPROJECT["optional-dependencies"][extra])
+        extras[extra] = (list((PACKAGE / extra).rglob("*.py")), declared)
+    of_extras = {f for files, _ in extras.values() for f in files}
+    assert _undeclared([f for f in everything if f not in of_extras], base) == {}
+    for files, declared in extras.values():
+        assert _undeclared(files, declared) == {}
 
 
 def test_the_product_does_not_import_the_dev_stack() -> None:

@@ -5,7 +5,8 @@
 Reads OHDSI's field-level specification (OMOP_CDMv5.4_Field_Level.csv and the table
 list) and writes, all marked as generated:
 
-- operator/clientpipelines/omop_cdm54.json: the CDM tables as data (no prose);
+- operator/clientpipelines/omop_cdm54.json: the CDM tables as data, each with the
+  first sentence of OHDSI's description (the onboarding app shows it);
 - dbt/macros/omop_cdm.sql: each table's columns, lake types and row key, for the
   macros in dbt/macros/cdc.sql;
 - dbt/models/*/omop/: per table the five one-line models (CDC staging, full-reload
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 import textwrap
 from pathlib import Path
 from typing import Any
@@ -44,8 +46,14 @@ EXPECTATIONS: dict[str, dict[str, list[str]]] = {
 def read_definition(cdm_dir: Path) -> dict[str, Any]:
     """The CDM-schema tables of the field-level CSV as the JSON data this module writes."""
     with (cdm_dir / "OMOP_CDMv5.4_Table_Level.csv").open(newline="", encoding="utf-8") as f:
-        names = [r["cdmTableName"].lower() for r in csv.DictReader(f) if r["schema"] == "CDM"]
-    tables: dict[str, dict[str, Any]] = {n: {"columns": [], "primary_key": []} for n in names}
+        described = {
+            r["cdmTableName"].lower(): _first_sentence(r["tableDescription"])
+            for r in csv.DictReader(f)
+            if r["schema"] == "CDM"
+        }
+    tables: dict[str, dict[str, Any]] = {
+        n: {"description": d, "columns": [], "primary_key": []} for n, d in described.items()
+    }
     with (cdm_dir / "OMOP_CDMv5.4_Field_Level.csv").open(newline="", encoding="utf-8") as f:
         for r in csv.DictReader(f):
             name = r["cdmTableName"].lower()
@@ -63,6 +71,16 @@ def read_definition(cdm_dir: Path) -> dict[str, Any]:
             if r["isPrimaryKey"] == "Yes":
                 tables[name]["primary_key"].append(column["name"])
     return {"cdm_version": omop.CDM_VERSION, "generated": HEADER, "tables": tables}
+
+
+def _first_sentence(text: str) -> str:
+    """OHDSI's description up to its first full stop (one a capital follows: not "i.e."),
+    without markup."""
+    text = re.sub(r"<[^>]+>", " ", text).strip()
+    if text in ("", "NA"):
+        return ""
+    match = re.match(r"(.+?\.)(\s+[A-Z]|$)", text, re.S)
+    return " ".join((match.group(1) if match else text).split())
 
 
 def render_json(definition: dict[str, Any]) -> str:

@@ -14,18 +14,23 @@ client, which the operator alone may read.
 
 from __future__ import annotations
 
+import contextlib
+import json
 import re
 import subprocess
 import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import jsonschema  # type: ignore[import-untyped]
 import yaml
+from kubernetes import client
+from kubernetes.client.exceptions import ApiException
 
-from clientpipelines.manifests import CRD_PATH, LABEL_CLIENT
+from clientpipelines.manifests import CRD_PATH, GROUP, LABEL_CLIENT, PLURAL, VERSION
+from clientpipelines.operator.systems import unsafe_credential
 
 # The form's fields, by the path of what they become in the ClientPipeline.
 FIELD_OF_PATH = {
@@ -98,19 +103,52 @@ def values_file(sub: Submission) -> str:
     return header + yaml.safe_dump(values(sub), sort_keys=False)
 
 
+# The chart's values, by the form field they come from (what the chart's own
+# values.schema.json refuses is shown at that field).
+FIELD_OF_VALUE = {
+    "clientId": "client_id",
+    "source.host": "host",
+    "source.port": "port",
+    "source.database": "database",
+    "source.schema": "schema",
+    "source.tables": "tables",
+    "source.sslMode": "ssl_mode",
+    "ingestion.mode": "mode",
+    "transform.schedule": "schedule",
+    "transform.timeZone": "time_zone",
+    "deletionPolicy": "deletion_policy",
+}
+_SCHEMA_ERROR = re.compile(r"^- at '/([^']*)': (.*)$")
+
+
+class RenderError(ValueError):
+    """The chart refused the values; `field` is the form's field it is about."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+
+
 def render(sub: Submission, helm: Path, chart: Path, namespace: str) -> dict[str, Any]:
     """The ClientPipeline the chart makes of `sub`'s values (`helm template`)."""
     with tempfile.NamedTemporaryFile("w", suffix=".yaml") as file:
         yaml.safe_dump(values(sub), file)
         file.flush()
         out = subprocess.run(
-            [str(helm), "template", sub.client_id, str(chart), "-n", namespace, "-f", file.name],
+            # The release name is Argo CD's Application name; the object's name is the
+            # clientId value (checked by the CRD's rules, not by helm's).
+            [str(helm), "template", "client", str(chart), "-n", namespace, "-f", file.name],
             capture_output=True,
             text=True,
             check=False,
         )
     if out.returncode != 0:
-        raise ValueError(out.stderr.strip().splitlines()[-1] if out.stderr else "helm failed")
+        last = (out.stderr.strip().splitlines() or ["helm template failed"])[-1]
+        if match := _SCHEMA_ERROR.match(last):
+            path = match.group(1).replace("/", ".")
+            path = re.sub(r"\.\d+$", "", path)  # an item of a list: the list's field
+            raise RenderError(FIELD_OF_VALUE.get(path, path), f"{path}: {match.group(2)}")
+        raise RenderError("client_id", last)
     (pipeline,) = [
         d for d in yaml.safe_load_all(out.stdout) if d and d.get("kind") == "ClientPipeline"
     ]
@@ -178,14 +216,26 @@ def field_errors(pipeline: Mapping[str, Any]) -> dict[str, str]:
 
 
 def submission_errors(sub: Submission) -> dict[str, str]:
-    """What must be fixed before submitting, beyond the CRD's rules (pure)."""
+    """What must be fixed before submitting, beyond the CRD's rules (pure).
+
+    The credentials are checked by the operator's own rule (it refuses a Secret with
+    such values, `SecretNotAllowed`): a value that Trino or Kafka Connect would expand,
+    like `${ENV:...}`, is refused here before anything is written.
+    """
     errors = {}
+    if "@" in sub.host or "://" in sub.host:
+        # A connection URL with its login: it would go to git with the values.
+        errors["host"] = (
+            "a host name only: the login goes in the Credentials fields (a Secret), "
+            "never into the values committed to git"
+        )
     if not sub.tables:
         errors["tables"] = "choose at least one table"
-    if not sub.username:
-        errors["username"] = "the database login is needed (it goes to a Secret, never to git)"
-    if not sub.password:
-        errors["password"] = "the database password is needed (it goes to a Secret)"  # noqa: S105
+    for name, value in (("username", sub.username), ("password", sub.password)):
+        if not value:
+            errors[name] = f"the database {name} is needed (it goes to a Secret, never to git)"
+        elif why := unsafe_credential(value):
+            errors[name] = f"the {name} {why}: the operator would refuse it"
     return errors
 
 
@@ -201,7 +251,10 @@ def cron_text(schedule: str) -> str:
         return ""
 
 
-def secret_manifest(sub: Submission, namespace: str) -> dict[str, Any]:
+ONBOARDED_BY = "pipelines.promptly.io/onboarded-by"
+
+
+def secret_manifest(sub: Submission, namespace: str, user: str | None = None) -> dict[str, Any]:
     """The client's credentials Secret, labelled so the operator may use it (pure)."""
     return {
         "apiVersion": "v1",
@@ -210,10 +263,75 @@ def secret_manifest(sub: Submission, namespace: str) -> dict[str, Any]:
             "name": sub.secret_name,
             "namespace": namespace,
             "labels": {LABEL_CLIENT: sub.client_id},
+            "annotations": {ONBOARDED_BY: user or "unknown"},
         },
         "type": "Opaque",
         "stringData": {"username": sub.username, "password": sub.password},
     }
+
+
+# -- the cluster ----------------------------------------------------------------------------
+
+
+class Refused(Exception):
+    """The cluster refused the client (nothing was written); the message says why."""
+
+
+def _api_message(exc: ApiException) -> str:
+    try:
+        return str(json.loads(exc.body or "{}").get("message") or exc.reason)
+    except ValueError:
+        return str(exc.reason)
+
+
+def check_in_cluster(api: client.ApiClient, pipeline: Mapping[str, Any], namespace: str) -> None:
+    """The API server's own verdict on the ClientPipeline (server-side dry-run: every
+    admission rule, CEL included), and that the name is free. Writes nothing."""
+    objects = client.CustomObjectsApi(api)
+    try:
+        objects.create_namespaced_custom_object(
+            GROUP, VERSION, namespace, PLURAL, dict(pipeline), dry_run="All"
+        )
+    except ApiException as exc:
+        if exc.status == 409:
+            raise Refused(
+                f"a ClientPipeline {pipeline['metadata']['name']} exists in {namespace}"
+            ) from None
+        raise Refused(f"the API server refused it: {_api_message(exc)}") from None
+
+
+def write_secret(api: client.ApiClient, sub: Submission, namespace: str, user: str | None) -> str:
+    """Create the credentials Secret; replace it only when it is this client's and no
+    ClientPipeline uses it yet (a retried onboarding: check_in_cluster, called first,
+    refuses a name a ClientPipeline has). Returns 'created' or 'replaced'."""
+    core = client.CoreV1Api(api)
+    body: Any = secret_manifest(sub, namespace, user)  # the client takes a dict as well
+    try:
+        core.create_namespaced_secret(namespace, body)
+        return "created"
+    except ApiException as exc:
+        if exc.status != 409:
+            raise Refused(f"the Secret was refused: {_api_message(exc)}") from None
+    existing = core.read_namespaced_secret(sub.secret_name, namespace).metadata
+    assert existing is not None
+    if (existing.labels or {}).get(LABEL_CLIENT) != sub.client_id:
+        raise Refused(
+            f"Secret {sub.secret_name} exists in {namespace} and is not labelled for "
+            f"{sub.client_id}: choose another client id or remove it"
+        )
+    body["metadata"]["resourceVersion"] = existing.resource_version
+    core.replace_namespaced_secret(sub.secret_name, namespace, body)
+    return "replaced"
+
+
+def apply_pipeline(api: client.ApiClient, pipeline: Mapping[str, Any], namespace: str) -> None:
+    """Direct apply (clusters without GitOps): create the ClientPipeline."""
+    try:
+        client.CustomObjectsApi(api).create_namespaced_custom_object(
+            GROUP, VERSION, namespace, PLURAL, dict(pipeline)
+        )
+    except ApiException as exc:
+        raise Refused(f"the API server refused it: {_api_message(exc)}") from None
 
 
 # -- git ------------------------------------------------------------------------------------
@@ -233,6 +351,34 @@ def _git(*args: str, cwd: Path) -> str:
     return out.stdout.strip()
 
 
+@contextlib.contextmanager
+def _checkout(remote: str, base: str) -> Iterator[Path]:
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp) / "repo"
+        _git("clone", "--quiet", "--depth", "1", "--branch", base, remote, str(work), cwd=Path(tmp))
+        yield work
+
+
+def _taken(sub: Submission, work: Path, base: str) -> str | None:
+    """Why the client cannot be proposed: its folder is on `base`, or its branch exists."""
+    if (work / "clients" / sub.client_id).exists():
+        return f"clients/{sub.client_id}/ exists on {base}: the client is onboarded already"
+    if _git("ls-remote", "--heads", "origin", _branch(sub), cwd=work):
+        return f"branch {_branch(sub)} exists: a proposal is waiting for review"
+    return None
+
+
+def _branch(sub: Submission) -> str:
+    return f"onboard/{sub.client_id}"
+
+
+def check_proposable(sub: Submission, remote: str, *, base: str = "main") -> None:
+    """FileExistsError when `propose` would refuse; writes nothing."""
+    with _checkout(remote, base) as work:
+        if why := _taken(sub, work, base):
+            raise FileExistsError(why)
+
+
 def propose(
     sub: Submission,
     remote: str,
@@ -245,15 +391,10 @@ def propose(
     Refused when the client already has a folder on `base` or the branch exists:
     onboarding never overwrites a client.
     """
-    branch = f"onboard/{sub.client_id}"
-    path = f"clients/{sub.client_id}/values.yaml"
-    with tempfile.TemporaryDirectory() as tmp:
-        work = Path(tmp) / "repo"
-        _git("clone", "--quiet", "--depth", "1", "--branch", base, remote, str(work), cwd=Path(tmp))
-        if (work / path).exists():
-            raise FileExistsError(f"{path} exists on {base}: the client is onboarded already")
-        if _git("ls-remote", "--heads", "origin", branch, cwd=work):
-            raise FileExistsError(f"branch {branch} exists: a proposal is waiting for review")
+    branch, path = _branch(sub), f"clients/{sub.client_id}/values.yaml"
+    with _checkout(remote, base) as work:
+        if why := _taken(sub, work, base):
+            raise FileExistsError(why)
         _git("checkout", "--quiet", "-b", branch, cwd=work)
         (work / path).parent.mkdir(parents=True)
         (work / path).write_text(values_file(sub))
@@ -271,7 +412,8 @@ def propose(
             cwd=work,
         )
         commit = _git("rev-parse", "HEAD", cwd=work)
-        _git("push", "--quiet", "origin", branch, cwd=work)
+        # Never a force push: a branch that appeared meanwhile makes this fail.
+        _git("push", "--quiet", "origin", f"{branch}:refs/heads/{branch}", cwd=work)
     return Proposal(branch, commit, path)
 
 
