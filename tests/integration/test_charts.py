@@ -310,6 +310,54 @@ def test_a_cluster_wide_install_reads_secrets_only_in_client_namespaces(
         helm("uninstall", "cpw", "-n", namespace, kubeconfig=control_plane.kubeconfig)
 
 
+def test_the_onboarding_app_may_create_but_never_read_secrets(
+    crds: None, control_plane: ControlPlane, kube_api: client.ApiClient
+) -> None:
+    namespace, clients, other = (f"{p}-{uuid.uuid4().hex[:6]}" for p in ("opa", "cl", "other"))
+    for ns in (clients, other):
+        kubectl(control_plane.kubeconfig, "create", "namespace", ns)
+    helm(
+        "install",
+        "cpa",
+        str(CHARTS / "clientpipeline-operator"),
+        "-n",
+        namespace,
+        "--create-namespace",
+        "--set",
+        f"clientNamespaces={{{clients}}}",
+        "--set",
+        "app.enabled=true",
+        "--set",
+        f"app.clientsNamespace={clients}",
+        kubeconfig=control_plane.kubeconfig,
+    )
+    try:
+        sa = f"system:serviceaccount:{namespace}:cpa-clientpipeline-operator-app"
+        group = "pipelines.promptly.io"
+        for verb in ("create", "get", "list", "patch"):  # create: the server-side dry-run too
+            assert _can(kube_api, sa, verb, "clientpipelines", group=group, namespace=clients)
+        assert _can(kube_api, sa, "create", "secrets", namespace=clients)
+        assert _can(kube_api, sa, "delete", "secrets", namespace=clients)  # undo a failed one
+        assert _can(kube_api, sa, "list", "events", namespace=clients)
+        for verb in ("get", "list", "watch", "update", "patch"):  # never reads a credential
+            assert not _can(kube_api, sa, verb, "secrets", namespace=clients), verb
+        assert not _can(kube_api, sa, "delete", "clientpipelines", group=group, namespace=clients)
+        assert not _can(kube_api, sa, "create", "secrets", namespace=other)
+        assert not _can(kube_api, sa, "list", "clientpipelines", group=group, namespace=other)
+        policy = client.NetworkingV1Api(kube_api).read_namespaced_network_policy(
+            "cpa-clientpipeline-operator-app", namespace
+        )
+        assert policy.spec.ingress[0]._from[0].pod_selector.match_labels == {
+            "app.kubernetes.io/name": "oauth2-proxy"
+        }
+        service = client.CoreV1Api(kube_api).read_namespaced_service(
+            "cpa-clientpipeline-operator-app", namespace
+        )
+        assert service.spec.type == "ClusterIP"
+    finally:
+        helm("uninstall", "cpa", "-n", namespace, kubeconfig=control_plane.kubeconfig)
+
+
 ARGOCD_CRDS = REPO_ROOT.parent / "shared" / "crds" / "argocd"
 
 

@@ -143,6 +143,28 @@ def test_the_runner_image_has_dbt_elementary_and_the_runner(uv: str, tmp_path: P
     assert "SOURCE_TABLES" in help_text
 
 
+def test_the_app_image_has_streamlit_and_the_app_and_no_dbt(uv: str, tmp_path: Path) -> None:
+    venv = build("build-app", tmp_path)
+    dists = installed(venv)
+    assert {"clientpipelines", "streamlit", "jsonschema", "cron-descriptor"} <= dists
+    assert not dists & {"dbt-core", "elementary-data", "clientpipelines-devstack", "pytest"}
+    ok = python(venv, "from clientpipelines.app import onboarding, serve; import streamlit")
+    assert ok.returncode == 0, ok.stderr
+    # The image's entry point, as the chart's container runs it.
+    entry = next(a for i, a in stage_steps("app") if i == "ENTRYPOINT")
+    assert entry == '["clientpipelines-app"]'
+    help_text = subprocess.run(
+        [str(venv / "bin" / "clientpipelines-app"), "--help"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert "--port" in help_text
+    # It renders with the chart the image carries.
+    copied = [a for i, a in stage_steps("app") if i == "COPY" and "client-pipeline" in a]
+    assert copied == ["charts/client-pipeline/ /app/charts/client-pipeline/"]
+
+
 def test_the_runner_image_installs_the_dbt_packages_for_dbt_and_for_edr(
     uv: str, tmp_path: Path
 ) -> None:

@@ -211,31 +211,33 @@ def new_client() -> None:
 
 
 def _submit(sub: Submission, pipeline: dict[str, Any]) -> list[tuple[str, str]]:
-    """Write the client: the API server's dry-run first, then the Secret, then git (or
-    the cluster). Returns what to show. Safe to retry: see onboarding.write_secret."""
+    """Write the client: every check first (the API server's dry-run, the git remote),
+    then the Secret, then the branch (or the ClientPipeline). When a write fails after
+    the Secret, the Secret is removed again: a failed submission leaves nothing."""
     if not _may_act():
         return [("error", "Nothing was written: not authenticated by the auth proxy.")]
-    user = _user()
-    api = _api()
-    shown: list[tuple[str, str]] = []
+    user, api = _user(), _api()
+    direct = os.environ.get("DIRECT_APPLY") == "1"
     try:
         onboarding.check_in_cluster(api, pipeline, NAMESPACE)
-        direct = os.environ.get("DIRECT_APPLY") == "1"
         if not direct:
             onboarding.check_proposable(sub, os.environ["GITOPS_REMOTE"], base=_base())
-        how = onboarding.write_secret(api, sub, NAMESPACE, user)
-        shown.append(("success", f"Secret {NAMESPACE}/{sub.secret_name} {how}."))
-        st.session_state["clear_credentials"] = True
+        onboarding.write_secret(api, sub, NAMESPACE, user)
+    except (onboarding.Refused, FileExistsError, RuntimeError) as exc:
+        return [("error", f"Nothing was written: {exc}")]
+    st.session_state["clear_credentials"] = True
+    shown = [("success", f"Secret {NAMESPACE}/{sub.secret_name} created.")]
+    try:
         if direct:
             onboarding.apply_pipeline(api, pipeline, NAMESPACE)
-            shown.append(("success", f"ClientPipeline {NAMESPACE}/{sub.client_id} created."))
-            return shown
+            return [*shown, ("success", f"ClientPipeline {NAMESPACE}/{sub.client_id} created.")]
         author = f"{user} <{user}>" if user and "@" in user else None
         proposal = onboarding.propose(
             sub, os.environ["GITOPS_REMOTE"], base=_base(), **({"author": author} if author else {})
         )
     except (onboarding.Refused, FileExistsError, RuntimeError) as exc:
-        return [*shown, ("error", f"Nothing more was written: {exc}")]
+        onboarding.remove_secret(api, sub, NAMESPACE)
+        return [("error", f"Nothing was written (the Secret was removed again): {exc}")]
     shown.append(
         ("success", f"Branch {proposal.branch} pushed ({proposal.commit[:12]}): {proposal.path}")
     )
@@ -244,9 +246,8 @@ def _submit(sub: Submission, pipeline: dict[str, Any]) -> list[tuple[str, str]]:
         shown.append(("info", "No forge is configured: review and merge the branch."))
         return shown
     try:
-        shown.append(
-            ("success", f"Pull request: {_open_pull_request(forge, sub, proposal, pipeline)}")
-        )
+        url = _open_pull_request(forge, sub, proposal, pipeline)
+        shown.append(("success", f"Pull request: {url}"))
     except OSError as exc:
         shown.append(("warning", f"The branch is pushed but the pull request failed: {exc}"))
     return shown

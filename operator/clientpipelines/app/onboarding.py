@@ -300,28 +300,27 @@ def check_in_cluster(api: client.ApiClient, pipeline: Mapping[str, Any], namespa
         raise Refused(f"the API server refused it: {_api_message(exc)}") from None
 
 
-def write_secret(api: client.ApiClient, sub: Submission, namespace: str, user: str | None) -> str:
-    """Create the credentials Secret; replace it only when it is this client's and no
-    ClientPipeline uses it yet (a retried onboarding: check_in_cluster, called first,
-    refuses a name a ClientPipeline has). Returns 'created' or 'replaced'."""
-    core = client.CoreV1Api(api)
-    body: Any = secret_manifest(sub, namespace, user)  # the client takes a dict as well
+def write_secret(api: client.ApiClient, sub: Submission, namespace: str, user: str | None) -> None:
+    """Create the credentials Secret. Never replaces one: the app may create and delete
+    Secrets but never read them (chart: app RBAC), so it cannot tell whose an existing
+    one is; a name that is taken is refused."""
     try:
-        core.create_namespaced_secret(namespace, body)
-        return "created"
-    except ApiException as exc:
-        if exc.status != 409:
-            raise Refused(f"the Secret was refused: {_api_message(exc)}") from None
-    existing = core.read_namespaced_secret(sub.secret_name, namespace).metadata
-    assert existing is not None
-    if (existing.labels or {}).get(LABEL_CLIENT) != sub.client_id:
-        raise Refused(
-            f"Secret {sub.secret_name} exists in {namespace} and is not labelled for "
-            f"{sub.client_id}: choose another client id or remove it"
+        client.CoreV1Api(api).create_namespaced_secret(
+            namespace,
+            secret_manifest(sub, namespace, user),  # type: ignore[arg-type]  # a dict is accepted
         )
-    body["metadata"]["resourceVersion"] = existing.resource_version
-    core.replace_namespaced_secret(sub.secret_name, namespace, body)
-    return "replaced"
+    except ApiException as exc:
+        if exc.status == 409:
+            raise Refused(
+                f"a Secret {sub.secret_name} exists in {namespace}: choose another client id, "
+                "or have an administrator remove it"
+            ) from None
+        raise Refused(f"the Secret was refused: {_api_message(exc)}") from None
+
+
+def remove_secret(api: client.ApiClient, sub: Submission, namespace: str) -> None:
+    """Undo write_secret when a later step of the same submission failed."""
+    client.CoreV1Api(api).delete_namespaced_secret(sub.secret_name, namespace)
 
 
 def apply_pipeline(api: client.ApiClient, pipeline: Mapping[str, Any], namespace: str) -> None:
