@@ -9,7 +9,7 @@ UV := uv
 RUN := $(UV) run --frozen
 
 .PHONY: help setup build demo test test-unit lint cluster-up cluster-down cluster-status \
-	stack-up stack-down stack-status stack-logs seed operator demo-down
+	stack-up stack-down stack-status stack-logs seed operator demo-down app
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -50,6 +50,9 @@ stack-logs: setup ## where the logs are (SERVICE=trino shows its tail)
 
 seed: setup ## sample OMOP data for CLIENT (default acme-health), ROWS persons, TABLES (or clinical)
 	@$(RUN) devstack seed --client $(or $(CLIENT),acme-health) --rows $(or $(ROWS),2000) $(if $(TABLES),--tables $(TABLES))
+
+app: build ## the onboarding app on :8501 (GITOPS_REMOTE=<git url> proposes branches; else direct apply)
+	@$(RUN) devstack app $(if $(GITOPS_REMOTE),--gitops-remote $(GITOPS_REMOTE))
 
 operator: setup ## run the operator (foreground) against the local control plane and stack
 	@$(RUN) devstack operator

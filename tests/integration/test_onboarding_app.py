@@ -11,7 +11,6 @@ import re
 import shutil
 import socket
 import subprocess
-import sys
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -26,8 +25,9 @@ from kubernetes.client.exceptions import ApiException
 from clientpipelines.app import onboarding
 from clientpipelines.app.onboarding import Submission
 from clientpipelines.manifests import GROUP, LABEL_CLIENT, PLURAL, VERSION
+from clientpipelines.naming import ClientNames
 from clientpipelines.operator import requests
-from devstack import kubelet
+from devstack import kubelet, onboarding_app
 from devstack.binaries import helm_build
 from devstack.controlplane import ControlPlane
 from devstack.demo import run_pipeline_once
@@ -139,24 +139,21 @@ def app(
     """`clientpipelines-app` as a process, configured as the chart configures it."""
     port = _free_port()
     log = tmp_path_factory.mktemp("app") / "app.log"
-    env = {
-        **os.environ,
-        "KUBECONFIG": str(control_plane.kubeconfig),
-        "CLIENTS_NAMESPACE": app_namespace,
-        "GITOPS_REMOTE": remote.url,
-        "HELM": str(helm_build().paths()["helm"]),
-        "TRUSTED_USER_HEADER": USER_HEADER,
-    }
-    # Published row counts on the clients page (the stack's fixed port; the platform
-    # fixture starts it for the test that needs it).
-    env["TRINO_HOST"], env["TRINO_PORT"] = "127.0.0.1", str(Stack().ports["trino"])
-    script = Path(sys.executable).with_name("clientpipelines-app")
+    # As `make app` runs it, with the auth proxy's header required; the stack's fixed
+    # Trino port (the platform fixture starts it for the test that needs it).
+    env = onboarding_app.app_env(
+        control_plane.kubeconfig,
+        app_namespace,
+        gitops_remote=remote.url,
+        trino_port=Stack().ports["trino"],
+        user_header=USER_HEADER,
+    )
     with log.open("w") as out:
         proc = subprocess.Popen(
-            [str(script), "--port", str(port), "--address", "127.0.0.1"],
+            onboarding_app.app_argv(port),
             stdout=out,
             stderr=subprocess.STDOUT,
-            env=env,
+            env={**os.environ, **env},
         )
     url = f"http://127.0.0.1:{port}"
     try:
@@ -432,17 +429,23 @@ def test_a_client_onboarded_in_the_app_is_merged_published_and_shown(
         assert run_pipeline_once(kube_api, control_plane.kubeconfig, cid, app.namespace) == 0
         diffs = lake_differences(platform, cid)
         assert all(d == 0 and s == lake for s, lake, d in diffs.values()), diffs
-        wait_for(
+        run = wait_for(
             "status.lastRun to show the run",
             lambda: (
-                (objects.get_namespaced_custom_object(GROUP, VERSION, app.namespace, PLURAL, cid))
-                .get("status", {})
-                .get("lastRun", {})
-                .get("phase")
+                r
+                if (
+                    r := objects.get_namespaced_custom_object(
+                        GROUP, VERSION, app.namespace, PLURAL, cid
+                    )
+                    .get("status", {})
+                    .get("lastRun", {})
+                ).get("phase")
                 == "Succeeded"
+                else None
             ),
             timeout=60,
         )
+        published = sum(lake for _, lake, _ in diffs.values())
 
         # The clients page shows it: Ready, the run, the published tables' rows.
         page.goto(app.url + "/clients")
@@ -452,8 +455,13 @@ def test_a_client_onboarded_in_the_app_is_merged_published_and_shown(
         sync_api.expect(detail).to_contain_text(re.compile(r"Ready\s+True"))
         sync_api.expect(detail).to_contain_text("Succeeded")
         sync_api.expect(detail).to_contain_text("freshness: last successful run")
-        grid = page.get_by_test_id("stDataFrame")
-        sync_api.expect(grid).to_be_visible()
+        row = page.get_by_test_id("stTable").get_by_role("row").filter(has_text=cid)
+        for cell in ("True", "AllPartsReady", f"Succeeded ({run['job']})", "care_site, provider"):
+            sync_api.expect(row).to_contain_text(cell)
+        sync_api.expect(row).to_contain_text(f"{published} in 2 tables")
+        for table, (_, lake, _) in diffs.items():
+            schema = ClientNames(cid).lake_schema
+            sync_api.expect(detail).to_contain_text(f"lake.{schema}.{table}: {lake} rows")
         _screenshot(page, "clients-page.png")
 
         # An action, behind its confirmation: run now.

@@ -118,3 +118,23 @@ def test_forge_requests_follow_their_documented_shape() -> None:
     )
     assert gl.url == "https://gitlab.example/api/v4/projects/org%2Fgitops/merge_requests"
     assert gl.body["source_branch"] == "onboard/acme-health"
+
+
+@pytest.mark.parametrize(
+    ("change", "field", "text"),
+    [
+        ({"password": "${ENV:LAKE_S3_SECRET_KEY}"}, "password", "contains '${'"),
+        ({"username": "cdc\nx"}, "username", "control character"),
+        ({"password": ""}, "password", "is needed"),
+        ({"host": "cdc:hunter2@db.acme"}, "host", "Credentials fields"),
+        ({"host": "postgres://db.acme"}, "host", "a host name only"),
+        ({"tables": ()}, "tables", "at least one table"),
+    ],
+)
+def test_what_the_crd_cannot_see_is_refused_by_field(
+    change: dict[str, object], field: str, text: str
+) -> None:
+    sub = Submission(**{**SUB.__dict__, **change})  # type: ignore[arg-type]
+    errors = onboarding.submission_errors(sub)
+    assert field in errors and text in errors[field], errors
+    assert onboarding.submission_errors(SUB) == {}

@@ -9,6 +9,7 @@ import shutil
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 from kubernetes import config as kube_config
 
@@ -143,6 +144,48 @@ def _operator(args: argparse.Namespace) -> int:
     return 0  # not reached
 
 
+def _app(args: argparse.Namespace) -> int:
+    """Serve the onboarding app against the local control plane (the demo's namespace)."""
+    from devstack import demo, onboarding_app  # noqa: PLC0415
+
+    cp = ControlPlane(default_directory())
+    if not cp.is_ready():
+        print(
+            "error: the control plane is not running: make cluster-up (or make demo)",
+            file=sys.stderr,
+        )
+        return 2
+    api = kube_config.new_client_from_config(config_file=str(cp.kubeconfig))
+    install_crd(api)
+    env = onboarding_app.app_env(
+        cp.kubeconfig,
+        demo.NAMESPACE,
+        gitops_remote=args.gitops_remote,
+        trino_port=Stack().ports["trino"],
+    )
+    where = f"branches to {args.gitops_remote}" if args.gitops_remote else "direct apply"
+    print(
+        f"onboarding app: http://127.0.0.1:{args.port}/ (namespace {demo.NAMESPACE}, {where});"
+        " Ctrl-C stops it",
+        file=sys.stderr,
+    )
+    onboarding_app.exec_app(env, args.port)
+    return 0  # not reached
+
+
+def _add_processes(sub: Any) -> None:
+    """The product's own processes, run against the local control plane."""
+    op = sub.add_parser("operator", help="run the operator against the local control plane")
+    op.add_argument("--drift-interval", type=float, default=60.0, help="seconds")
+    op.set_defaults(func=_operator)
+    app = sub.add_parser("app", help="serve the onboarding app against the local control plane")
+    app.add_argument("--port", type=int, default=8501)
+    app.add_argument(
+        "--gitops-remote", help="a git URL to push onboarding branches to (default: direct apply)"
+    )
+    app.set_defaults(func=_app)
+
+
 def _gen_crds(_: argparse.Namespace) -> int:
     """Write the operator chart's crds/ from the single sources."""
     target = REPO_ROOT / "charts" / "clientpipeline-operator" / "crds"
@@ -248,9 +291,7 @@ def main(argv: list[str] | None = None) -> int:
         help="directory with OHDSI's OMOP_CDMv5.4_*.csv",
     )
     gen.set_defaults(func=_gen_omop)
-    op = sub.add_parser("operator", help="run the operator against the local control plane")
-    op.add_argument("--drift-interval", type=float, default=60.0, help="seconds")
-    op.set_defaults(func=_operator)
+    _add_processes(sub)
     seed = sub.add_parser("seed", help="create clients' source databases with sample OMOP data")
     seed.add_argument("--client", action="append", required=True, help="client id (repeatable)")
     seed.add_argument(

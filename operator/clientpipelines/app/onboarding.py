@@ -152,6 +152,8 @@ def render(sub: Submission, helm: Path, chart: Path, namespace: str) -> dict[str
     (pipeline,) = [
         d for d in yaml.safe_load_all(out.stdout) if d and d.get("kind") == "ClientPipeline"
     ]
+    # What `kubectl apply -n` (and ArgoCD's destination namespace) gives it.
+    pipeline["metadata"].setdefault("namespace", namespace)
     return dict(pipeline)
 
 
