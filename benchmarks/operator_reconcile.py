@@ -128,7 +128,9 @@ def _make_pipeline(
             f"create catalog ({cat.connector})",
             lambda n=name, c=cat: trino.create_catalog(n, c.connector, c.properties),
         )
-    conf = desired.build_connector_config(spec, src.username, src.password)
+    conf = desired.build_connector_config(
+        spec, src.username, src.password, op_settings.kafka_bootstrap
+    )
     timed(
         "connector PUT", lambda: _retry_conflicts(lambda: connect.put_config(names.connector, conf))
     )

@@ -334,7 +334,10 @@ def preview_lines(obj: Mapping[str, Any], settings: Settings) -> list[str]:
     lines = [f"ClientPipeline {spec.namespace}/{spec.client_id} ({spec.mode}) would create:"]
     if spec.cdc:
         config = desired.build_connector_config(
-            spec, from_secret.format(ref.username_key), from_secret.format(ref.password_key)
+            spec,
+            from_secret.format(ref.username_key),
+            from_secret.format(ref.password_key),
+            settings.kafka_bootstrap,
         )
         lines.append(f"  Kafka Connect connector {names.connector}:")
         lines += [f"    {k} = {v}" for k, v in sorted(config.items())]

@@ -78,6 +78,12 @@ class ClientNames:
         return f"{self.topic_prefix}.{schema}.{table}"
 
     @property
+    def signal_topic(self) -> str:
+        # Debezium's Kafka signal channel: the operator asks for a table's backfill
+        # (an incremental snapshot) here. Two parts, so no table's topic can be it.
+        return f"{self.topic_prefix}.signals"
+
+    @property
     def heartbeat_topic(self) -> str:
         # Debezium's default topic.heartbeat.prefix is "__debezium-heartbeat".
         return f"__debezium-heartbeat.{self.topic_prefix}"

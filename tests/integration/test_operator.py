@@ -25,9 +25,11 @@ from clientpipelines.clients.trino import TrinoClient
 from clientpipelines.manifests import GROUP, PLURAL, VERSION
 from clientpipelines.manifests import LABEL_CLIENT as LABEL
 from clientpipelines.naming import ClientNames
+from clientpipelines.omop import table as omop_table
 from clientpipelines.operator import requests
 from devstack import dashboard, kubelet
 from devstack.controlplane import ControlPlane
+from devstack.demo import run_pipeline_once
 from devstack.operator import (
     DRIFT_INTERVAL,
     OperatorProcess,
@@ -42,7 +44,7 @@ from devstack.operator import (
 from devstack.procs import wait_for
 from devstack.sampledata import SAMPLE_TABLES, ClientSource, SampleData
 from devstack.stack import Endpoints, Stack
-from devstack.wiring import unwire_client
+from devstack.wiring import lake_differences, unwire_client, wait_for_cdc
 from tests.platform_state import connector_names, topic_names, topic_retention_ms
 
 
@@ -307,6 +309,87 @@ def test_update_changes_connector_and_cronjob_in_place(
         c.names.topic("public", "care_site"),
         c.names.topic("public", "provider"),
     ]
+    c.delete()
+
+
+def _snapshot_reads(trino: TrinoClient, c: Client, table: str) -> int:
+    """Snapshot events (op r) in a table's change topic."""
+    topic = f'{c.names.cdc_catalog}.default."{c.names.topic("public", table)}"'
+    query = f"select count(*) from {topic} where json_extract_scalar(_message, '$.op') = 'r'"
+    return int(trino.query(query)[0][0])
+
+
+def _lake_rows(trino: TrinoClient, c: Client, table: str) -> list[tuple[Any, ...]]:
+    key = ", ".join(omop_table(table).key)
+    return trino.query(f"select * from lake.{c.names.lake_schema}.{table} order by {key}")
+
+
+def assert_equal(stack: Stack, client_id: str, tables: list[str]) -> None:
+    """The published tables equal the source, row by row."""
+    diffs = lake_differences(stack, client_id, tables)
+    assert all(d == 0 and s == lake for s, lake, d in diffs.values()), diffs
+
+
+# Four runs and two live changes of the table list, each with its connector restart.
+@pytest.mark.timeout(900)
+def test_a_table_added_live_is_backfilled_and_a_removed_one_keeps_its_data(
+    operator: OperatorProcess,
+    control_plane: ControlPlane,
+    kube_api: client.ApiClient,
+    namespace: str,
+    services: dict[str, Any],
+) -> None:
+    stack, trino = Stack(), services["trino"]
+    first, added = ["care_site", "provider"], ["person", "observation_period"]
+    # The source has all four tables; the pipeline starts with two.
+    c = Client(kube_api, stack, namespace, tables=(*first, *added))
+    c.apply(tables=first)
+    wait_ready(kube_api, namespace, c.id)
+    wait_for_cdc(stack, c.id, tables=first)
+    assert run_pipeline_once(kube_api, control_plane.kubeconfig, c.id, namespace) == 0
+    assert_equal(stack, c.id, first)
+    reads_before = {t: _snapshot_reads(trino, c, t) for t in first}
+
+    # Add two tables: captured from now on, their existing rows backfilled by an
+    # incremental snapshot; changes meanwhile in every table.
+    c.patch({"source": {"postgres": {"tables": first + added}}})
+    wait_for(
+        "the operator to ask for the backfill",
+        lambda: (
+            f"asked {c.names.connector} to backfill public.observation_period, public.person"
+            in events_text(kube_api, namespace)
+        ),
+        timeout=90,
+    )
+    wait_ready(kube_api, namespace, c.id)
+    SampleData(stack).apply_changes(c.id, count=120, seed=21)
+    wait_for_cdc(stack, c.id, tables=first + added)
+    assert run_pipeline_once(kube_api, control_plane.kubeconfig, c.id, namespace) == 0
+    assert_equal(stack, c.id, first + added)
+    # The other tables were not snapshotted again.
+    assert {t: _snapshot_reads(trino, c, t) for t in first} == reads_before
+    status = (c.get() or {})["status"]["connector"]
+    assert (status["tables"], status["backfillPending"]) == (sorted(first + added), [])
+
+    # Remove one: its capture stops, its published table stays as it was.
+    kept = _lake_rows(trino, c, "care_site")
+    remaining = ["provider", *added]
+    c.patch({"source": {"postgres": {"tables": remaining}}})
+    wait_for(
+        "the Event about the removed table",
+        lambda: "stopped capturing public.care_site: lake." in events_text(kube_api, namespace),
+        timeout=90,
+    )
+    wait_ready(kube_api, namespace, c.id)
+    config = services["connect"].get_config(c.names.connector)
+    assert "care_site" not in config["table.include.list"]
+    with psycopg.connect(c.source.dsn(), autocommit=True) as conn:
+        conn.execute("update care_site set care_site_name = 'changed after removal'")
+    SampleData(stack).apply_changes(c.id, count=60, seed=22)
+    wait_for_cdc(stack, c.id, tables=remaining)
+    assert run_pipeline_once(kube_api, control_plane.kubeconfig, c.id, namespace) == 0
+    assert_equal(stack, c.id, remaining)
+    assert _lake_rows(trino, c, "care_site") == kept
     c.delete()
 
 

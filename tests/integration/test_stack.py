@@ -41,7 +41,9 @@ def debezium_config(src: ClientSource, tables: list[str]) -> dict[str, str]:
     """The connector config the operator would build for this source."""
     body = pipeline_body(src.client_id, src, secret="unused", tables=tables)
     spec = parse_spec(src.client_id, "default", body["spec"])
-    return desired.build_connector_config(spec, src.username, src.password)
+    return desired.build_connector_config(
+        spec, src.username, src.password, Stack().endpoints().kafka_bootstrap
+    )
 
 
 def test_debezium_streams_changes_that_trino_reads_from_kafka(

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from clientpipelines.naming import ClientNames
 from clientpipelines.operator import conditions, desired, lastrun, notify, policy
 from clientpipelines.operator.conditions import Condition
 from clientpipelines.operator.settings import Settings
@@ -71,7 +72,7 @@ def test_parse_spec_rejects_what_the_schema_should_have() -> None:
 
 
 def test_connector_config_follows_the_naming_contract() -> None:
-    config = desired.build_connector_config(spec(), "reader", "s3cret")
+    config = desired.build_connector_config(spec(), "reader", "s3cret", "kafka:9092")
     assert config["topic.prefix"] == "acme-health"
     assert config["slot.name"] == config["publication.name"] == "acme_health_cdc"
     assert config["table.include.list"] == "public.care_site,public.provider"
@@ -93,7 +94,7 @@ def test_an_empty_tables_topic_is_made_as_kafka_connect_would_make_it() -> None:
     s = spec()
     topics = desired.build_change_topics(s)
     assert sorted(topics) == sorted(s.names.topic(s.schema, t) for t in s.tables)
-    config = desired.build_connector_config(s, "u", "p")
+    config = desired.build_connector_config(s, "u", "p", "kafka:9092")
     for topic_config in topics.values():
         assert {f"topic.creation.default.{k}": v for k, v in topic_config.items()}.items() <= (
             config.items()
@@ -101,8 +102,31 @@ def test_an_empty_tables_topic_is_made_as_kafka_connect_would_make_it() -> None:
         assert topic_config["retention.ms"] == "-1"  # every change kept
 
 
+def test_a_backfill_is_an_incremental_snapshot_signal_on_the_connectors_own_topic() -> None:
+    s = spec()
+    config = desired.build_connector_config(s, "u", "p", "kafka:9092")
+    # Read-only: no signalling table in the client's database, signals from Kafka.
+    assert config["read.only"] == "true"
+    assert config["signal.enabled.channels"] == "kafka"
+    assert config["signal.kafka.topic"] == s.names.signal_topic == "acme-health.signals"
+    assert config["signal.kafka.bootstrap.servers"] == "kafka:9092"
+    assert config["signal.kafka.groupId"] == s.names.connector
+    topic, key, value = desired.build_snapshot_signal(s, ["provider", "care_site"])
+    assert (topic, key) == (s.names.signal_topic, config["topic.prefix"])
+    assert json.loads(value) == {
+        "type": "execute-snapshot",
+        "data": {
+            "data-collections": ["public.care_site", "public.provider"],
+            "type": "INCREMENTAL",
+        },
+    }
+    # The client's topics are all its own: deleted with it, never another client's.
+    assert s.names.owns_topic(s.names.signal_topic)
+    assert not ClientNames("acme").owns_topic(s.names.signal_topic)
+
+
 def test_connector_diff_ignores_connects_name_key_and_reports_keys_not_values() -> None:
-    want = desired.build_connector_config(spec(), "reader", "s3cret")
+    want = desired.build_connector_config(spec(), "reader", "s3cret", "kafka:9092")
     live = {**want, "name": "acme-health-cdc"}
     assert not desired.connector_config_differs(want, live)
     assert desired.connector_config_differs(want, None)

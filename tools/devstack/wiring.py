@@ -100,9 +100,15 @@ def rewire_connector(stack: Stack, src: ClientSource) -> None:
 
 
 def wait_for_cdc(
-    stack: Stack, client_id: str, *, timeout: float = 120.0, quiet_for: float = 3.0
+    stack: Stack,
+    client_id: str,
+    *,
+    timeout: float = 120.0,
+    quiet_for: float = 3.0,
+    tables: list[str] | None = None,
 ) -> int:
-    """Wait until the client's topics stop growing (every change so far delivered)."""
+    """Wait until the client's topics (of `tables`, default all its source has) stop
+    growing: every change so far delivered."""
     ep = stack.endpoints()
     names = ClientNames(client_id)
     trino = TrinoClient(ep.trino_host, ep.trino_port)
@@ -116,7 +122,7 @@ def wait_for_cdc(
             continue
         topics = [
             f'{names.cdc_catalog}.default."{names.topic("public", t)}"'
-            for t in client_tables(stack, client_id)
+            for t in tables or client_tables(stack, client_id)
         ]
         try:
             count = sum(int(trino.query(f"select count(*) from {t}")[0][0]) for t in topics)
@@ -156,15 +162,18 @@ def unwire_client(stack: Stack, client_id: str) -> None:
         conn.execute(f'drop role if exists "{src.username}"')
 
 
-def lake_differences(stack: Stack, client_id: str) -> dict[str, tuple[int, int, int]]:
-    """Per table the client has: (source rows, lake rows, rows that differ), compared
-    row by row as multisets (a duplicate counts); all zero diffs when equal."""
+def lake_differences(
+    stack: Stack, client_id: str, tables: list[str] | None = None
+) -> dict[str, tuple[int, int, int]]:
+    """Per table (`tables`, default all the client's source has): (source rows, lake
+    rows, rows that differ), compared row by row as multisets (a duplicate counts);
+    all zero diffs when equal."""
     ep = stack.endpoints()
     trino = TrinoClient(ep.trino_host, ep.trino_port)
     src = SampleData(stack).source(client_id)
     schema = ClientNames(client_id).lake_schema
     result = {}
-    for name in client_tables(stack, client_id):
+    for name in tables or client_tables(stack, client_id):
         select = f"select {omop.table(name).select_list} from {{}}"
         with psycopg.connect(src.dsn()) as conn:
             expected = Counter(_comparable(r) for r in conn.execute(select.format(name).encode()))

@@ -47,7 +47,9 @@ UNAVAILABLE_VALUE = "__debezium_unavailable_value"
 # -- Debezium connector ----------------------------------------------------------------
 
 
-def build_connector_config(spec: PipelineSpec, username: str, password: str) -> dict[str, str]:
+def build_connector_config(
+    spec: PipelineSpec, username: str, password: str, kafka_bootstrap: str
+) -> dict[str, str]:
     """The Debezium Postgres connector's config (Kafka Connect stores every value as a string)."""
     names = spec.names
     return {
@@ -67,6 +69,16 @@ def build_connector_config(spec: PipelineSpec, username: str, password: str) -> 
         # The connector keeps the publication's table list equal to table.include.list.
         "publication.autocreate.mode": "filtered",
         "snapshot.mode": spec.snapshot_mode,
+        # A table added to a running pipeline is backfilled by an incremental snapshot
+        # the operator asks for on the signal topic. read.only: Debezium then needs no
+        # signalling table in the client's database (and no write access to it); it
+        # brackets each chunk with pg_current_snapshot() instead.
+        "read.only": "true",
+        "signal.enabled.channels": "kafka",
+        "signal.kafka.topic": names.signal_topic,
+        "signal.kafka.bootstrap.servers": kafka_bootstrap,
+        # Each connector its own consumer group (Debezium's default is one shared name).
+        "signal.kafka.groupId": names.connector,
         "heartbeat.interval.ms": str(spec.heartbeat_ms),
         # A delete is one event with op=d; no extra null "tombstone" record.
         "tombstones.on.delete": "false",
@@ -104,6 +116,24 @@ def build_change_topics(spec: PipelineSpec) -> dict[str, dict[str, str]]:
     would fail until the table got a row. The operator creates them up front.
     """
     return {spec.names.topic(spec.schema, t): dict(CHANGE_TOPIC_CONFIG) for t in spec.tables}
+
+
+# The signal topic: one partition (Debezium reads signals in order from partition 0),
+# a week of signals is plenty (a signal is consumed within seconds of being sent).
+SIGNAL_TOPIC_CONFIG = {"cleanup.policy": "delete", "retention.ms": str(7 * 24 * 3600 * 1000)}
+
+
+def build_snapshot_signal(spec: PipelineSpec, tables: list[str]) -> tuple[str, str, str]:
+    """(topic, key, value) of the Kafka message that starts an incremental snapshot of
+    `tables` (pure). Debezium acts on a message whose key is its topic.prefix."""
+    value = {
+        "type": "execute-snapshot",
+        "data": {
+            "data-collections": [f"{spec.schema}.{t}" for t in sorted(tables)],
+            "type": "INCREMENTAL",
+        },
+    }
+    return spec.names.signal_topic, spec.names.topic_prefix, json.dumps(value)
 
 
 def _row_keys(spec: PipelineSpec) -> dict[str, str]:

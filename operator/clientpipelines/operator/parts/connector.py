@@ -13,6 +13,7 @@ import time
 from typing import Any
 
 from clientpipelines.clients.kafka_connect import ConnectorStatus, KafkaConnectClient, TaskState
+from clientpipelines.naming import LAKE_CATALOG
 from clientpipelines.operator import desired, preflight
 from clientpipelines.operator.parts.base import PartContext, PartResult, Removal
 
@@ -34,9 +35,12 @@ def ensure(ctx: PartContext) -> PartResult:
     name = spec.names.connector
     recorded = ctx.status.get("connector") or {}
     creds = ctx.need_creds("the connector")
-    want = desired.build_connector_config(spec, creds.username, creds.password)
+    kafka_bootstrap = ctx.systems.settings.kafka_bootstrap
+    want = desired.build_connector_config(spec, creds.username, creds.password, kafka_bootstrap)
     live = connect.get_config(name)
     topics = desired.build_change_topics(spec)
+    captured = _captured(recorded, live)
+    backfill = _pending_backfill(recorded, captured, spec.tables, spec.snapshot_mode)
     writes = []
     if desired.connector_config_differs(want, live):
         # Before the tables go into the publication: a problem here would otherwise
@@ -50,19 +54,12 @@ def ensure(ctx: PartContext) -> PartResult:
     # Checked once per table list (and whenever the config is written), not on every
     # drift check: the broker is asked only when something could be missing.
     if sorted(topics) != recorded.get("topics") or desired.connector_config_differs(want, live):
-        writes += [
-            f"created topic {t} (its table has no change yet)"
-            for t in ctx.systems.kafka.ensure_topics(topics)
-        ]
-    if desired.connector_config_differs(want, live):
-        connect.put_config(name, want)
-        if live is None:
-            repaired = recorded.get("state") is not None
-            writes.append(f"{'repaired' if repaired else 'created'} connector {name}")
-        else:
-            writes.append(
-                f"updated connector {name} ({', '.join(desired.changed_keys(want, live))})"
-            )
+        writes += _ensure_topics(ctx, topics)
+    config_written = desired.connector_config_differs(want, live)
+    if config_written:
+        writes += _write_config(
+            ctx, want, live, captured, repaired=recorded.get("state") is not None
+        )
 
     status = connect.status(name)
     if writes:
@@ -111,18 +108,111 @@ def ensure(ctx: PartContext) -> PartResult:
             f"connector {status.state}, tasks {[t.state for t in status.tasks]}",
             requeue=2,
         )
+    if backfill and result.ready and not spec.suspend:
+        result, backfill = _ask_backfill(ctx, backfill, config_written, result, writes)
     connector_status: dict[str, Any] = {
         "name": name,
         "state": status.state,
         "tasks": [{"id": t.id, "state": t.state} for t in status.tasks],
         "restarts": restarts,
         "topics": sorted(topics),
+        # What it captures, and the tables added since whose backfill is still to ask.
+        "tables": sorted(spec.tables),
+        "backfillPending": backfill,
     }
     if last_restart:
         connector_status["lastRestartTime"] = last_restart
     result.status = {"connector": connector_status}
     result.writes = writes
     return result
+
+
+def _write_config(
+    ctx: PartContext,
+    want: dict[str, str],
+    live: dict[str, str] | None,
+    captured: list[str] | None,
+    *,
+    repaired: bool,
+) -> list[str]:
+    spec, name = ctx.spec, ctx.spec.names.connector
+    ctx.systems.connect.put_config(name, want)
+    writes = [
+        f"stopped capturing {spec.schema}.{table}: {LAKE_CATALOG}."
+        f"{spec.names.lake_schema}.{table} keeps the data published so far"
+        for table in sorted(set(captured or ()) - set(spec.tables))
+    ]
+    if live is None:
+        writes.append(f"{'repaired' if repaired else 'created'} connector {name}")
+    else:
+        writes.append(f"updated connector {name} ({', '.join(desired.changed_keys(want, live))})")
+    return writes
+
+
+def _ensure_topics(ctx: PartContext, topics: dict[str, dict[str, str]]) -> list[str]:
+    """The change topics of tables without an event yet, and the signal topic."""
+    kafka, names = ctx.systems.kafka, ctx.spec.names
+    made = [f"created topic {t} (its table has no change yet)" for t in kafka.ensure_topics(topics)]
+    signals = {names.signal_topic: desired.SIGNAL_TOPIC_CONFIG}
+    made += [
+        f"created topic {t} (the connector's signals)"
+        for t in kafka.ensure_topics(signals, partitions=1)
+    ]
+    return made
+
+
+def _ask_backfill(
+    ctx: PartContext,
+    backfill: list[str],
+    config_written: bool,
+    running: PartResult,
+    writes: list[str],
+) -> tuple[PartResult, list[str]]:
+    """Ask the running connector for the incremental snapshot of the added tables.
+
+    Only in a pass after the one that wrote the new table list: a task of the old
+    config still running would read the signal, skip tables it does not capture,
+    and the signal would be spent."""
+    spec = ctx.spec
+    if config_written:
+        listed = ", ".join(backfill)
+        return PartResult(
+            False, "BackfillPending", f"backfill of {listed} not asked yet", requeue=3
+        ), backfill
+    ctx.systems.kafka.send(*desired.build_snapshot_signal(spec, backfill))
+    writes.append(
+        f"asked {spec.names.connector} to backfill "
+        f"{', '.join(f'{spec.schema}.{t}' for t in backfill)}"
+        " (an incremental snapshot: the next run publishes their rows)"
+    )
+    return running, []
+
+
+def _captured(recorded: dict[str, Any], live: dict[str, str] | None) -> list[str] | None:
+    """The tables the connector captured before this pass: as recorded, else (a status
+    from before tables were recorded) its live table list; None for a new connector."""
+    if "tables" in recorded:
+        return list(recorded["tables"])
+    if live is None:
+        return None
+    listed = live.get("table.include.list", "")
+    return [t.split(".", 1)[1] for t in listed.split(",") if "." in t]
+
+
+def _pending_backfill(
+    recorded: dict[str, Any],
+    captured: list[str] | None,
+    tables: tuple[str, ...] | list[str],
+    snapshot_mode: str,
+) -> list[str]:
+    """Tables whose existing rows still need an incremental snapshot: those added to a
+    connector that was already capturing others (a new connector's initial snapshot
+    reads every table), plus those still pending from an earlier pass; none when the
+    spec asks for no snapshot of existing rows."""
+    if captured is None or snapshot_mode == "no_data":
+        return []
+    pending = set(recorded.get("backfillPending") or ()) | (set(tables) - set(captured))
+    return sorted(pending & set(tables))
 
 
 def _ensure_absent(ctx: PartContext) -> PartResult:
