@@ -270,23 +270,32 @@ def test_operator_chart_installs_and_grants_only_what_the_operator_uses(
     helm("uninstall", "cpo", "-n", namespace, kubeconfig=control_plane.kubeconfig)
 
 
-def test_a_cluster_wide_install_reads_secrets_only_in_client_namespaces(
-    crds: None, control_plane: ControlPlane, kube_api: client.ApiClient
-) -> None:
-    namespace, clients, other = (f"{p}-{uuid.uuid4().hex[:6]}" for p in ("opw", "cl", "other"))
+def _cluster_wide_install(
+    control_plane: ControlPlane, release: str, *settings: str
+) -> tuple[str, str, str]:
+    """The operator chart installed cluster-wide as `release` with one client namespace
+    ({clients} in `settings` names it); returns (release namespace, clients, another)."""
+    namespace, clients, other = (f"{p}-{uuid.uuid4().hex[:6]}" for p in ("op", "cl", "other"))
     for ns in (clients, other):
         kubectl(control_plane.kubeconfig, "create", "namespace", ns)
+    sets = [f"clientNamespaces={{{clients}}}", *(s.format(clients=clients) for s in settings)]
     helm(
         "install",
-        "cpw",
+        release,
         str(CHARTS / "clientpipeline-operator"),
         "-n",
         namespace,
         "--create-namespace",
-        "--set",
-        f"clientNamespaces={{{clients}}}",
+        *(arg for s in sets for arg in ("--set", s)),
         kubeconfig=control_plane.kubeconfig,
     )
+    return namespace, clients, other
+
+
+def test_a_cluster_wide_install_reads_secrets_only_in_client_namespaces(
+    crds: None, control_plane: ControlPlane, kube_api: client.ApiClient
+) -> None:
+    namespace, clients, other = _cluster_wide_install(control_plane, "cpw")
     try:
         sa = f"system:serviceaccount:{namespace}:cpw-clientpipeline-operator"
         # It watches every namespace...
@@ -313,23 +322,8 @@ def test_a_cluster_wide_install_reads_secrets_only_in_client_namespaces(
 def test_the_onboarding_app_may_create_but_never_read_secrets(
     crds: None, control_plane: ControlPlane, kube_api: client.ApiClient
 ) -> None:
-    namespace, clients, other = (f"{p}-{uuid.uuid4().hex[:6]}" for p in ("opa", "cl", "other"))
-    for ns in (clients, other):
-        kubectl(control_plane.kubeconfig, "create", "namespace", ns)
-    helm(
-        "install",
-        "cpa",
-        str(CHARTS / "clientpipeline-operator"),
-        "-n",
-        namespace,
-        "--create-namespace",
-        "--set",
-        f"clientNamespaces={{{clients}}}",
-        "--set",
-        "app.enabled=true",
-        "--set",
-        f"app.clientsNamespace={clients}",
-        kubeconfig=control_plane.kubeconfig,
+    namespace, clients, other = _cluster_wide_install(
+        control_plane, "cpa", "app.enabled=true", "app.clientsNamespace={clients}"
     )
     try:
         sa = f"system:serviceaccount:{namespace}:cpa-clientpipeline-operator-app"

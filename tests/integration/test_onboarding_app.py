@@ -31,13 +31,7 @@ from devstack import kubelet, onboarding_app
 from devstack.binaries import helm_build
 from devstack.controlplane import ControlPlane
 from devstack.demo import run_pipeline_once
-from devstack.operator import (
-    QUIET_SCHEDULE,
-    OperatorProcess,
-    install_crd,
-    running_operator,
-    wait_ready,
-)
+from devstack.operator import QUIET_SCHEDULE, OperatorProcess, install_crd, wait_ready
 from devstack.paths import REPO_ROOT
 from devstack.procs import http_ok, wait_for
 from devstack.sampledata import SampleData
@@ -349,17 +343,6 @@ def _merge_and_sync(
             GROUP, VERSION, namespace, PLURAL, pipeline
         )
     )
-
-
-@pytest.fixture(scope="module")
-def operator(
-    app_namespace: str,
-    control_plane: ControlPlane,
-    platform: Stack,
-    tmp_path_factory: pytest.TempPathFactory,
-) -> Iterator[OperatorProcess]:
-    with running_operator(control_plane, platform, tmp_path_factory.mktemp("operator")) as op:
-        yield op
 
 
 @pytest.mark.timeout(900)
