@@ -42,6 +42,8 @@ sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is a de
 CHROMIUM = shutil.which("chromium")
 USER_HEADER = "X-Forwarded-Email"
 USER = "onboarder@example.org"
+# Every password a test typed into the app: none may reach its log.
+PASSWORDS: list[str] = []
 # The README's pictures come from these tests when this names a folder.
 SCREENSHOTS = os.environ.get("CLIENTPIPELINES_SCREENSHOTS_OUT")
 
@@ -156,7 +158,9 @@ def app(
     finally:
         proc.terminate()
         proc.wait(timeout=30)
-    assert "Traceback" not in log.read_text(), log.read_text()[-3000:]
+    text = log.read_text()
+    assert "Traceback" not in text, text[-3000:]
+    assert not [p for p in PASSWORDS if p in text], "a password reached the app's log"
 
 
 @pytest.fixture(scope="module")
@@ -223,6 +227,7 @@ def fill_form(page: Any, app: App, sub: Submission) -> None:
     page.get_by_test_id("stRadio").get_by_text(sub.deletion_policy, exact=True).click()
     _settle(page)
     _type(page, "Database user", sub.username)
+    PASSWORDS.append(sub.password)
     _type(page, "Password", sub.password)
 
 
@@ -311,6 +316,32 @@ def test_without_the_auth_proxys_header_nothing_is_written(
         assert _secret(kube_api, app.namespace, sub.secret_name) is None
     finally:
         context.close()
+
+
+def test_a_taken_secret_name_is_refused_and_nothing_is_written(
+    app: App, page: Any, remote: Remote, kube_api: client.ApiClient
+) -> None:
+    """The app cannot read Secrets, so it never replaces one: a name in use is refused
+    (by the API server's dry-run) before any branch exists."""
+    sub = Submission(**{**VALID.__dict__, "client_id": f"taken-{uuid.uuid4().hex[:6]}"})
+    core = client.CoreV1Api(kube_api)
+    core.create_namespaced_secret(
+        app.namespace,
+        client.V1Secret(metadata=client.V1ObjectMeta(name=sub.secret_name), string_data={"k": "v"}),
+    )
+    try:
+        fill_form(page, app, sub)
+        submit(page)
+        alerts = page.get_by_test_id("stAlert")
+        sync_api.expect(
+            alerts.filter(has_text=f"a Secret {sub.secret_name} exists")
+        ).to_be_visible()
+        assert f"onboard/{sub.client_id}" not in remote.branches()
+        assert _secret(kube_api, app.namespace, sub.secret_name).data == {
+            "k": base64.b64encode(b"v").decode()
+        }
+    finally:
+        core.delete_namespaced_secret(sub.secret_name, app.namespace)
 
 
 def _merge_and_sync(

@@ -6,8 +6,8 @@ operator's own builders (clientpipelines.cli.preview_lines).
 
 Settings (environment):
 - KUBECONFIG, or in-cluster: the app's own ServiceAccount (chart: app.enabled) may
-  create and replace Secrets, dry-run-create, read and patch ClientPipelines, and
-  read Events, in CLIENTS_NAMESPACE only.
+  create Secrets (never read, change or delete them), create (and dry-run), read
+  and patch ClientPipelines, and read Events, in CLIENTS_NAMESPACE only.
 - CLIENTS_NAMESPACE (default `clients`): where clients' pipelines and Secrets live.
 - GITOPS_REMOTE: a git URL the app may push branches to; GITOPS_BASE (default `main`).
 - HELM (default `helm`), CLIENT_CHART (the client-pipeline chart's folder): the
@@ -19,8 +19,9 @@ Settings (environment):
 - TRUSTED_USER_HEADER (e.g. `X-Forwarded-Email`): the header the cluster's auth proxy
   (oauth2-proxy) sets after authenticating the user. When set, a request without it
   may look but not act, and the user is recorded as the commit's author and on the
-  Secret. The proxy must be the only way to reach the app (the chart's Service is
-  ClusterIP and its NetworkPolicy admits only the proxy's pods).
+  Secret. In a cluster (KUBERNETES_SERVICE_HOST set) it must be set. The proxy must
+  replace any copy of the header a client sends, and be the only way to reach the
+  app (the chart's Service is ClusterIP, its NetworkPolicy admits only the proxy).
 - TRINO_HOST, TRINO_PORT: when set, the clients page shows published row counts.
 """
 
@@ -82,6 +83,10 @@ def _user() -> str | None:
 
 
 def _may_act() -> bool:
+    if os.environ.get("KUBERNETES_SERVICE_HOST") and not os.environ.get("TRUSTED_USER_HEADER"):
+        # In a cluster the app acts only for users the auth proxy vouches for.
+        st.error("Refused: the app runs in a cluster without TRUSTED_USER_HEADER set.")
+        return False
     if os.environ.get("TRUSTED_USER_HEADER") and not _user():
         st.error(
             "Refused: this request did not come through the cluster's auth proxy "
@@ -212,44 +217,65 @@ def new_client() -> None:
 
 
 def _submit(sub: Submission, pipeline: dict[str, Any]) -> list[tuple[str, str]]:
-    """Write the client: every check first (the API server's dry-run, the git remote),
-    then the Secret, then the branch (or the ClientPipeline). When a write fails after
-    the Secret, the Secret is removed again: a failed submission leaves nothing."""
+    """Write the client. Every check first (the API server's dry-runs of the
+    ClientPipeline and the Secret, the git remote), then the branch (or the
+    ClientPipeline), then the Secret. The app may not delete a Secret, so the Secret
+    comes last: when it cannot be written, the branch is deleted again."""
     if not _may_act():
         return [("error", "Nothing was written: not authenticated by the auth proxy.")]
     user, api = _user(), _api()
     direct = os.environ.get("DIRECT_APPLY") == "1"
+    remote = os.environ.get("GITOPS_REMOTE", "")
     try:
         onboarding.check_in_cluster(api, pipeline, NAMESPACE)
+        onboarding.write_secret(api, sub, NAMESPACE, user, dry_run=True)
         if not direct:
-            onboarding.check_proposable(sub, os.environ["GITOPS_REMOTE"], base=_base())
-        onboarding.write_secret(api, sub, NAMESPACE, user)
-    except (onboarding.Refused, FileExistsError, RuntimeError) as exc:
+            onboarding.check_proposable(sub, remote, base=_base())
+    except Exception as exc:
         return [("error", f"Nothing was written: {exc}")]
-    st.session_state["clear_credentials"] = True
-    shown = [("success", f"Secret {NAMESPACE}/{sub.secret_name} created.")]
+    shown: list[tuple[str, str]] = []
     try:
         if direct:
             onboarding.apply_pipeline(api, pipeline, NAMESPACE)
-            return [*shown, ("success", f"ClientPipeline {NAMESPACE}/{sub.client_id} created.")]
-        author = f"{user} <{user}>" if user and "@" in user else None
-        proposal = onboarding.propose(
-            sub, os.environ["GITOPS_REMOTE"], base=_base(), **({"author": author} if author else {})
-        )
-    except (onboarding.Refused, FileExistsError, RuntimeError) as exc:
-        onboarding.remove_secret(api, sub, NAMESPACE)
-        return [("error", f"Nothing was written (the Secret was removed again): {exc}")]
-    shown.append(
-        ("success", f"Branch {proposal.branch} pushed ({proposal.commit[:12]}): {proposal.path}")
-    )
+            shown.append(("success", f"ClientPipeline {NAMESPACE}/{sub.client_id} created."))
+        else:
+            author = f"{user} <{user}>" if user and "@" in user else None
+            proposal = onboarding.propose(
+                sub, remote, base=_base(), **({"author": author} if author else {})
+            )
+            shown.append(
+                (
+                    "success",
+                    f"Branch {proposal.branch} pushed ({proposal.commit[:12]}): {proposal.path}",
+                )
+            )
+    except Exception as exc:
+        return [("error", f"Nothing was written: {exc}")]
+    try:
+        onboarding.write_secret(api, sub, NAMESPACE, user)
+    except Exception as exc:
+        if direct:
+            return [
+                *shown,
+                ("error", f"The Secret was not written ({exc}): the pipeline waits for it."),
+            ]
+        try:
+            onboarding.withdraw(sub, remote)
+        except Exception as again:
+            return [*shown, ("error", f"The Secret was not written ({exc}); {again}")]
+        return [("error", f"Nothing was written (the branch was deleted again): {exc}")]
+    st.session_state["clear_credentials"] = True
+    shown.append(("success", f"Secret {NAMESPACE}/{sub.secret_name} created."))
     forge = os.environ.get("FORGE", "")
+    if direct:
+        return shown
     if not forge:
         shown.append(("info", "No forge is configured: review and merge the branch."))
         return shown
     try:
         url = _open_pull_request(forge, sub, proposal, pipeline)
         shown.append(("success", f"Pull request: {url}"))
-    except OSError as exc:
+    except Exception as exc:
         shown.append(("warning", f"The branch is pushed but the pull request failed: {exc}"))
     return shown
 

@@ -302,14 +302,23 @@ def check_in_cluster(api: client.ApiClient, pipeline: Mapping[str, Any], namespa
         raise Refused(f"the API server refused it: {_api_message(exc)}") from None
 
 
-def write_secret(api: client.ApiClient, sub: Submission, namespace: str, user: str | None) -> None:
-    """Create the credentials Secret. Never replaces one: the app may create and delete
-    Secrets but never read them (chart: app RBAC), so it cannot tell whose an existing
-    one is; a name that is taken is refused."""
+def write_secret(
+    api: client.ApiClient,
+    sub: Submission,
+    namespace: str,
+    user: str | None,
+    *,
+    dry_run: bool = False,
+) -> None:
+    """Create the credentials Secret (with `dry_run`, only ask whether it could be).
+    Never replaces one: the app may create Secrets but never read, change or delete
+    them (chart: app RBAC), so it cannot tell whose an existing one is; a name that
+    is taken is refused."""
     try:
         client.CoreV1Api(api).create_namespaced_secret(
             namespace,
             secret_manifest(sub, namespace, user),  # type: ignore[arg-type]  # a dict is accepted
+            dry_run="All" if dry_run else None,
         )
     except ApiException as exc:
         if exc.status == 409:
@@ -318,11 +327,6 @@ def write_secret(api: client.ApiClient, sub: Submission, namespace: str, user: s
                 "or have an administrator remove it"
             ) from None
         raise Refused(f"the Secret was refused: {_api_message(exc)}") from None
-
-
-def remove_secret(api: client.ApiClient, sub: Submission, namespace: str) -> None:
-    """Undo write_secret when a later step of the same submission failed."""
-    client.CoreV1Api(api).delete_namespaced_secret(sub.secret_name, namespace)
 
 
 def apply_pipeline(api: client.ApiClient, pipeline: Mapping[str, Any], namespace: str) -> None:
@@ -346,7 +350,13 @@ class Proposal:
 
 
 def _git(*args: str, cwd: Path) -> str:
-    out = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, check=False)
+    # A remote that stops answering must not hang the submission forever.
+    try:
+        out = subprocess.run(
+            ["git", *args], cwd=cwd, capture_output=True, text=True, check=False, timeout=120
+        )
+    except subprocess.TimeoutExpired:
+        raise RuntimeError(f"git {args[0]}: no answer within 120 s") from None
     if out.returncode != 0:
         raise RuntimeError(f"git {args[0]}: {out.stderr.strip()}")
     return out.stdout.strip()
@@ -416,6 +426,13 @@ def propose(
         # Never a force push: a branch that appeared meanwhile makes this fail.
         _git("push", "--quiet", "origin", f"{branch}:refs/heads/{branch}", cwd=work)
     return Proposal(branch, commit, path)
+
+
+def withdraw(sub: Submission, remote: str) -> None:
+    """Delete the proposal's branch again (its Secret could not be written)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        _git("init", "--quiet", cwd=Path(tmp))
+        _git("push", "--quiet", remote, "--delete", _branch(sub), cwd=Path(tmp))
 
 
 # -- forges ---------------------------------------------------------------------------------

@@ -16,7 +16,8 @@ APP = Path(__file__).with_name("main.py")
 
 def streamlit_argv(port: int, address: str) -> list[str]:
     """`streamlit run` for the app: headless, no usage statistics sent anywhere, no file
-    watcher (the image's code does not change), XSRF protection on (the default)."""
+    watcher (the image's code does not change), XSRF protection on (the default), no
+    tracebacks in the page."""
     return [
         "streamlit",
         "run",
@@ -29,6 +30,8 @@ def streamlit_argv(port: int, address: str) -> list[str]:
         "--browser.gatherUsageStats=false",
         "--global.developmentMode=false",
         "--client.toolbarMode=minimal",
+        # An exception's type only, never its traceback, to whoever uses the app.
+        "--client.showErrorDetails=type",
     ]
 
 

@@ -103,7 +103,7 @@ class KafkaTopics:
         _raise_failures("deleting topics", result, UnknownTopicOrPartitionError.errno)
         return existing
 
-    def send(self, topic: str, key: str, value: str) -> None:
+    def send(self, topic: str, key: str, value: str, *, partition: int | None = None) -> None:
         """Produce one message and wait until the broker has it (all in-sync replicas)."""
         self._reachable()  # fail fast, as _admin does
         try:
@@ -112,11 +112,14 @@ class KafkaTopics:
                 client_id="clientpipelines-operator",
                 acks="all",
                 request_timeout_ms=int(self.timeout * 1000),
+                # A missing topic fails within the timeout, not after a minute.
+                max_block_ms=int(self.timeout * 1000),
             )
         except (KafkaError, RuntimeError) as exc:
             raise ServiceUnavailable(SERVICE, f"cannot reach {self.bootstrap}: {exc}") from exc
         try:
-            producer.send(topic, key=key.encode(), value=value.encode()).get(timeout=self.timeout)
+            sent = producer.send(topic, key=key.encode(), value=value.encode(), partition=partition)
+            sent.get(timeout=self.timeout)
         except (KafkaError, RuntimeError) as exc:
             raise ServiceUnavailable(SERVICE, f"{type(exc).__name__}: {exc}") from exc
         finally:

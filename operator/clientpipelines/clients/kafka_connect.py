@@ -60,6 +60,13 @@ class KafkaConnectClient(RestClient):
                 raise Conflict(self.service, str(exc).split(": ", 1)[-1], 409) from exc
             raise
 
+    def task_configs(self, name: str) -> list[dict[str, str]]:
+        """The config each of the connector's tasks was given ([] if there is none)."""
+        resp = self.request("GET", f"/connectors/{name}/tasks", allow=(404,))
+        if resp.status_code == 404:
+            return []
+        return [{k: str(v) for k, v in t.get("config", {}).items()} for t in resp.json()]
+
     def status(self, name: str) -> ConnectorStatus | None:
         resp = self.request("GET", f"/connectors/{name}/status", allow=(404,))
         if resp.status_code == 404:

@@ -170,16 +170,26 @@ def _ask_backfill(
 ) -> tuple[PartResult, list[str]]:
     """Ask the running connector for the incremental snapshot of the added tables.
 
-    Only in a pass after the one that wrote the new table list: a task of the old
-    config still running would read the signal, skip tables it does not capture,
-    and the signal would be spent."""
-    spec = ctx.spec
-    if config_written:
+    Only in a pass after the one that wrote the new table list, once Kafka Connect
+    has given every task that list: a task of the old config would read the signal,
+    skip tables it does not capture, and the signal would be spent. At least once:
+    a crash between the send and the status write sends it again, and the tables
+    are read twice (harmless: a read is an upsert of the row as it is)."""
+    spec, kafka = ctx.spec, ctx.systems.kafka
+    include = {f"{spec.schema}.{t}" for t in backfill}
+    tasks = ctx.systems.connect.task_configs(spec.names.connector)
+    given = bool(tasks) and all(
+        include <= set(t.get("table.include.list", "").split(",")) for t in tasks
+    )
+    if config_written or not given:
         listed = ", ".join(backfill)
         return PartResult(
             False, "BackfillPending", f"backfill of {listed} not asked yet", requeue=3
         ), backfill
-    ctx.systems.kafka.send(*desired.build_snapshot_signal(spec, backfill))
+    # The topic may have gone (Kafka rebuilt): a broker's auto-created one could have
+    # several partitions, and Debezium reads signals from partition 0 only.
+    kafka.ensure_topics({spec.names.signal_topic: desired.SIGNAL_TOPIC_CONFIG}, partitions=1)
+    kafka.send(*desired.build_snapshot_signal(spec, backfill), partition=0)
     writes.append(
         f"asked {spec.names.connector} to backfill "
         f"{', '.join(f'{spec.schema}.{t}' for t in backfill)}"
@@ -191,12 +201,15 @@ def _ask_backfill(
 def _captured(recorded: dict[str, Any], live: dict[str, str] | None) -> list[str] | None:
     """The tables the connector captured before this pass: as recorded, else (a status
     from before tables were recorded) its live table list; None for a new connector."""
+    listed = None
+    if live is not None:
+        include = live.get("table.include.list", "")
+        listed = [t.split(".", 1)[1] for t in include.split(",") if "." in t]
     if "tables" in recorded:
-        return list(recorded["tables"])
-    if live is None:
-        return None
-    listed = live.get("table.include.list", "")
-    return [t.split(".", 1)[1] for t in listed.split(",") if "." in t]
+        # A table taken out of the live connector by hand is not captured either:
+        # when the config is repaired, it is backfilled like an added one.
+        return [t for t in recorded["tables"] if listed is None or t in listed]
+    return listed
 
 
 def _pending_backfill(
@@ -208,8 +221,10 @@ def _pending_backfill(
     """Tables whose existing rows still need an incremental snapshot: those added to a
     connector that was already capturing others (a new connector's initial snapshot
     reads every table), plus those still pending from an earlier pass; none when the
-    spec asks for no snapshot of existing rows."""
-    if captured is None or snapshot_mode == "no_data":
+    spec asks for no snapshot of existing rows, or the connector does not stream."""
+    if captured is None or snapshot_mode in ("no_data", "initial_only"):
+        # no_data: existing rows are not wanted; initial_only: the connector stops
+        # after its first snapshot and would never act on the request.
         return []
     pending = set(recorded.get("backfillPending") or ()) | (set(tables) - set(captured))
     return sorted(pending & set(tables))
