@@ -40,6 +40,9 @@ from devstack.wiring import lake_differences, unwire_client, wait_for_cdc
 
 sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is a dev dependency")
 CHROMIUM = shutil.which("chromium")
+# Expectations retry up to 30 s (5 by default): a first page load on a busy 2-core
+# machine takes longer.
+sync_api.expect.set_options(timeout=30_000)
 USER_HEADER = "X-Forwarded-Email"
 USER = "onboarder@example.org"
 # Every password a test typed into the app: none may reach its log.
