@@ -21,7 +21,7 @@ setup: ## install uv (if missing) and the locked Python environment
 build: setup ## build etcd, kube-apiserver, kube-controller-manager, kubectl, helm (cached)
 	@$(RUN) devstack build
 
-demo: build ## the whole product locally: onboard acme-health, change its data, publish
+demo: build ## the whole product locally: onboard summit-health (18 CDM tables), change its data, publish
 	@$(RUN) devstack demo
 
 demo-down: setup ## stop what the demo started (data kept)

@@ -272,7 +272,7 @@ def main(argv: list[str] | None = None) -> int:
         func=_stack_endpoints
     )
     d = sub.add_parser("demo", help="the whole product locally, step by step")
-    d.add_argument("--client", default="acme-health")
+    d.add_argument("--client", default="summit-health")
     d.add_argument("--down", action="store_true", help="stop the operator, stack, control plane")
     d.set_defaults(func=_demo)
     sub.add_parser("gen-crds", help="copy the CRDs into the operator chart").set_defaults(

@@ -230,7 +230,7 @@ def show_published(stack: Stack, client_id: str) -> None:
     )
 
 
-def main(client_id: str = "acme-health") -> int:
+def main(client_id: str = "summit-health") -> int:
     started = time.monotonic()
     cp = ControlPlane(default_directory())
     stack = Stack()

@@ -228,9 +228,10 @@ def _submit(sub: Submission, pipeline: dict[str, Any]) -> list[tuple[str, str]]:
     remote = os.environ.get("GITOPS_REMOTE", "")
     try:
         onboarding.check_in_cluster(api, pipeline, NAMESPACE)
-        onboarding.write_secret(api, sub, NAMESPACE, user, dry_run=True)
+        # A proposal waiting for review says more than the Secret it already made.
         if not direct:
             onboarding.check_proposable(sub, remote, base=_base())
+        onboarding.write_secret(api, sub, NAMESPACE, user, dry_run=True)
     except Exception as exc:
         return [("error", f"Nothing was written: {exc}")]
     shown: list[tuple[str, str]] = []
