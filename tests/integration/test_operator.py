@@ -444,10 +444,19 @@ def test_delete_with_delete_policy_removes_everything_outside_kubernetes(
     assert slot_and_publication(endpoints, c) == (True, True)
     wait_for("the snapshot to reach Kafka", lambda: provider_events(services, c) == 40)
     topics = client_topics(endpoints, c)
-    assert len(topics) == 3  # two tables and the heartbeat
-    # Kafka Connect made them with the connector's retention: data for ever.
+    # Two tables', the heartbeat's and the signal topic (the operator's requests).
+    assert sorted(topics) == sorted(
+        [
+            c.names.topic("public", "provider"),
+            c.names.topic("public", "care_site"),
+            c.names.heartbeat_topic,
+            c.names.signal_topic,
+        ]
+    )
+    # Change topics keep data for ever, heartbeats a day, signals a week.
+    special = {c.names.heartbeat_topic: "86400000", c.names.signal_topic: "604800000"}
     assert topic_retention_ms(endpoints.kafka_bootstrap, topics) == {
-        t: "86400000" if t == c.names.heartbeat_topic else "-1" for t in topics
+        t: special.get(t, "-1") for t in topics
     }
 
     c.delete()
