@@ -31,7 +31,6 @@ from kubernetes import client, config
 from clientpipelines.clients.errors import Conflict
 from clientpipelines.clients.kafka_connect import KafkaConnectClient
 from clientpipelines.clients.nessie import NessieClient
-from clientpipelines.clients.trino import TrinoClient
 from clientpipelines.manifests import GROUP, LABEL_CLIENT, PLURAL, VERSION
 from clientpipelines.naming import ClientNames
 from clientpipelines.operator import desired
@@ -116,7 +115,7 @@ def _make_pipeline(
     """Make every part of one pipeline by hand, each call through `timed`."""
     op_settings = Settings.from_env(operator_env(stack.endpoints(), Path("unused")))
     ep = stack.endpoints()
-    trino = TrinoClient(ep.trino_host, ep.trino_port)
+    trino = ep.trino()
     connect = KafkaConnectClient(ep.connect_url)
     nessie = NessieClient(ep.nessie_url)
     cid = src.client_id

@@ -26,11 +26,10 @@ from typing import Any
 
 import psycopg
 
-from clientpipelines.clients.trino import TrinoClient
 from clientpipelines.naming import ClientNames
 from devstack.sampledata import CLINICAL_TABLES, SAMPLE_TABLES, SampleData
 from devstack.stack import Stack
-from devstack.wiring import run_config, unwire_client, wait_for_cdc, wire_client
+from devstack.wiring import runner_env, unwire_client, wait_for_cdc, wire_client
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -41,7 +40,7 @@ def percentile(values: list[float], q: float) -> float:
 def run_runner(stack: Stack, client: str, *extra: str) -> float:
     # What the operator's CronJob would give the run (the run contract): every model
     # of the client's tables (provider_care_site too when it has both).
-    env = {**os.environ, **run_config(stack, SampleData(stack).source(client)).to_env()}
+    env = {**os.environ, **runner_env(stack, SampleData(stack).source(client))}
     started = time.monotonic()
     result = subprocess.run(
         [sys.executable, "-m", "clientpipelines.runner.cli", "run", *extra],
@@ -69,7 +68,7 @@ def freshness(stack: Stack, client: str, samples: int, rate: float) -> list[floa
     """
     ep = stack.endpoints()
     names = ClientNames(client)
-    trino = TrinoClient(ep.trino_host, ep.trino_port)
+    trino = ep.trino()
     src = SampleData(stack).source(client)
     topic = f'{names.cdc_catalog}.default."{names.topic("public", "provider")}"'
     (high,) = trino.query(f"select coalesce(max(_partition_offset), -1) from {topic}")[0]

@@ -80,4 +80,4 @@ def endpoints(platform: Stack) -> Endpoints:
 
 @pytest.fixture(scope="session")
 def trino_client(endpoints: Endpoints) -> TrinoClient:
-    return TrinoClient(endpoints.trino_host, endpoints.trino_port)
+    return endpoints.trino()

@@ -6,7 +6,6 @@ from kafka.admin import ConfigResource, ConfigResourceType, KafkaAdminClient
 
 from clientpipelines.clients.kafka_connect import KafkaConnectClient
 from clientpipelines.clients.nessie import NessieClient
-from clientpipelines.clients.trino import TrinoClient
 from clientpipelines.naming import LAKE_CATALOG, MAIN_BRANCH
 from devstack.stack import Endpoints
 
@@ -40,7 +39,7 @@ def topic_retention_ms(bootstrap: str, topics: list[str]) -> dict[str, str]:
 
 def leftovers(endpoints: Endpoints) -> dict[str, list[str]]:
     """Client catalogs, branches and connectors still on the platform."""
-    trino = TrinoClient(endpoints.trino_host, endpoints.trino_port)
+    trino = endpoints.trino()
     nessie = NessieClient(endpoints.nessie_url)
     branches = nessie.request("GET", "/trees").json().get("references", [])
     return {

@@ -18,8 +18,10 @@ same path as ArgoCD's resource actions.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime as dt
 import json
+import os
 import sys
 import time
 from collections.abc import Callable, Mapping
@@ -145,12 +147,22 @@ def status_lines(obj: Mapping[str, Any], now: dt.datetime) -> list[str]:
 
 
 def published_counts(obj: Mapping[str, Any], trino: str) -> list[str]:
-    """Row counts of the client's published tables (lake catalog, main branch)."""
-    from clientpipelines.clients.trino import TrinoClient  # noqa: PLC0415 - only with --trino
+    """Row counts of the client's published tables (lake catalog, main branch).
+
+    `trino` is host:port; who asks comes from the environment (TRINO_HTTP_SCHEME,
+    TRINO_CA_FILE, TRINO_CLIENT_CERT_FILE and _KEY_FILE, or TRINO_TOKEN_FILE): a
+    reader of the client's data, as Trino's access rules decide.
+    """
+    from clientpipelines.clients.trino import TrinoLogin  # noqa: PLC0415 - only with --trino
 
     host, _, port = trino.rpartition(":")
     spec = parse_spec(obj["metadata"]["name"], obj["metadata"]["namespace"], obj["spec"])
-    session = TrinoClient(host or trino, int(port) if host else 8080, user="kubectl-cpl")
+    login = dataclasses.replace(
+        TrinoLogin.from_env(os.environ, user="kubectl-cpl"),
+        host=host or trino,
+        port=int(port) if host else 8080,
+    )
+    session = login.client()
     lines = ["published tables:"]
     for table in spec.tables:
         qualified = f"{LAKE_CATALOG}.{spec.names.lake_schema}.{table}"

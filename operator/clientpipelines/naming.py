@@ -133,7 +133,26 @@ class ClientNames:
         """Held by the pipeline runner while a run is in progress (one run per client)."""
         return f"{self.client_id}-run-lock"
 
+    @property
+    def client_catalogs(self) -> tuple[str, ...]:
+        """Every catalog the operator may own for the client, whatever its mode."""
+        return (self.cdc_catalog, self.staging_catalog, self.source_catalog)
+
+    @property
+    def lake_schemas(self) -> tuple[str, ...]:
+        """The client's schemas in `lake`: its tables, and Elementary's results."""
+        return (self.lake_schema, self.elementary_schema)
+
     # Kubernetes
     @property
     def cronjob(self) -> str:
         return f"{self.client_id}{CRONJOB_SUFFIX}"
+
+    @property
+    def runner_service_account(self) -> str:
+        """The identity the client's runs act as (Trino authenticates its token)."""
+        return f"{self.client_id}-runner"
+
+    def runner_principal(self, namespace: str) -> str:
+        """The user a run is to Trino: its ServiceAccount token's subject."""
+        return f"system:serviceaccount:{namespace}:{self.runner_service_account}"

@@ -12,25 +12,30 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
 from typing import Any
 
 from clientpipelines import omop
+from clientpipelines.clients.trino import LOGIN_ENV, TrinoLogin
 from clientpipelines.naming import ClientNames, InvalidClientId
 
 MODES = ("cdc", "full-reload")
 _TABLE = re.compile(r"^[a-z_][a-z0-9_]*$")
 
-# Field -> environment variable. TRINO_HOST/TRINO_PORT are also what the dbt
-# profile reads; platform credentials (TRINO_USER, TRINO_PASSWORD, ...) are not part
-# of the contract: they reach the Pod from a Secret, by reference.
+# Field -> environment variable. The run reaches Trino as its own principal: the
+# token file is the client's ServiceAccount token, which the kubelet mounts (no
+# secret is in the contract); the CA is Trino's, to check its certificate.
 ENV = {
     "client_id": "CLIENT_ID",
     "ingestion_mode": "INGESTION_MODE",
     "source_schema": "SOURCE_SCHEMA",
     "tables": "SOURCE_TABLES",
-    "trino_host": "TRINO_HOST",
-    "trino_port": "TRINO_PORT",
+    "trino_host": LOGIN_ENV["host"],
+    "trino_port": LOGIN_ENV["port"],
+    "trino_scheme": LOGIN_ENV["scheme"],
+    "trino_token_file": LOGIN_ENV["token_file"],
+    "trino_ca_pem": "TRINO_CA_PEM",
     "nessie_url": "NESSIE_URL",
     "deadline_seconds": "RUN_DEADLINE_SECONDS",
     "dbt_select": "DBT_SELECT",
@@ -75,6 +80,9 @@ class RunConfig:
     # Where Elementary's reports go: <reports_uri>/<client>/<run id>.html (S3).
     reports_uri: str | None = None
     reports_s3_endpoint: str | None = None
+    trino_scheme: str = "http"
+    trino_token_file: str | None = None
+    trino_ca_pem: str | None = None
 
     def __post_init__(self) -> None:
         try:
@@ -139,6 +147,11 @@ class RunConfig:
             env[ENV["reports_uri"]] = self.reports_uri
         if self.reports_s3_endpoint:
             env[ENV["reports_s3_endpoint"]] = self.reports_s3_endpoint
+        env[ENV["trino_scheme"]] = self.trino_scheme
+        if self.trino_token_file:
+            env[ENV["trino_token_file"]] = self.trino_token_file
+        if self.trino_ca_pem:
+            env[ENV["trino_ca_pem"]] = self.trino_ca_pem
         return env
 
     @classmethod
@@ -183,6 +196,28 @@ class RunConfig:
             dbt_vars=dict(dbt_vars),
             reports_uri=raw["reports_uri"],
             reports_s3_endpoint=raw["reports_s3_endpoint"],
+            trino_scheme=str(raw["trino_scheme"] or "http"),
+            trino_token_file=raw["trino_token_file"],
+            trino_ca_pem=raw["trino_ca_pem"],
+        )
+
+    def trino_login(self, env: Mapping[str, str], scratch: Path) -> TrinoLogin:
+        """How the run reaches Trino: where and whose CA from the contract; who from
+        the Pod (its token file), or from the environment where no Pod runs it
+        (devstack's runs present the administrator's certificate)."""
+        base = TrinoLogin.from_env(env, user="clientpipelines-runner")
+        ca_file = base.ca_file
+        if self.trino_ca_pem and not ca_file:
+            path = scratch / "trino-ca.crt"
+            path.write_text(self.trino_ca_pem)
+            ca_file = str(path)
+        return replace(
+            base,
+            host=self.trino_host,
+            port=self.trino_port,
+            scheme=self.trino_scheme,
+            ca_file=ca_file,
+            token_file=self.trino_token_file or base.token_file,
         )
 
     # -- dbt ---------------------------------------------------------------------------------

@@ -22,7 +22,6 @@ from kubernetes import client
 
 from clientpipelines.clients.kafka_connect import KafkaConnectClient
 from clientpipelines.clients.nessie import NessieClient
-from clientpipelines.clients.trino import TrinoClient
 from clientpipelines.manifests import GROUP, PLURAL, VERSION
 from clientpipelines.naming import ClientNames
 from devstack.controlplane import ControlPlane
@@ -115,7 +114,7 @@ def test_two_clients_onboard_publish_refuse_bad_data_and_clean_up(
     namespace = f"e2e-{uuid.uuid4().hex[:6]}"
     a, b = f"a{uuid.uuid4().hex[:7]}", f"b{uuid.uuid4().hex[:7]}"
     ep = platform.endpoints()
-    trino = TrinoClient(ep.trino_host, ep.trino_port)
+    trino = ep.trino()
     try:
         for cid in (a, b):
             apply_client(

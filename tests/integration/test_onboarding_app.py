@@ -144,7 +144,7 @@ def app(
         control_plane.kubeconfig,
         app_namespace,
         gitops_remote=remote.url,
-        trino_port=Stack().ports["trino"],
+        trino=Stack().endpoints().trino_login(),
         user_header=USER_HEADER,
     )
     with log.open("w") as out:

@@ -128,7 +128,7 @@ def services(endpoints: Endpoints) -> dict[str, Any]:
     return {
         "connect": KafkaConnectClient(endpoints.connect_url),
         "nessie": NessieClient(endpoints.nessie_url),
-        "trino": TrinoClient(endpoints.trino_host, endpoints.trino_port),
+        "trino": endpoints.trino(),
     }
 
 
@@ -675,10 +675,11 @@ def kubectl_cpl_argv(control_plane: ControlPlane, namespace: str, *args: str) ->
 
 
 def kubectl_cpl(
-    control_plane: ControlPlane, namespace: str, *args: str
+    control_plane: ControlPlane, namespace: str, *args: str, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         kubectl_cpl_argv(control_plane, namespace, *args),
+        env={**os.environ, **(env or {})},
         capture_output=True,
         text=True,
         timeout=120,
@@ -745,7 +746,15 @@ def test_kubectl_cpl_and_the_dashboard_on_the_real_stack(
         timeout=30,
     )
     trino = f"{endpoints.trino_host}:{endpoints.trino_port}"
-    status = kubectl_cpl(control_plane, namespace, "status", c.id, "--trino", trino)
+    status = kubectl_cpl(
+        control_plane,
+        namespace,
+        "status",
+        c.id,
+        "--trino",
+        trino,
+        env=endpoints.trino_login().to_env(),
+    )
     assert f"last run: {job.metadata.name} Succeeded" in status.stdout
     with psycopg.connect(endpoints.postgres_dsn(c.source.database)) as conn:
         for table in ("provider", "care_site"):

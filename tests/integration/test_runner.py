@@ -26,7 +26,7 @@ from devstack.stack import Endpoints, Stack
 from devstack.wiring import (
     lake_differences,
     rewire_connector,
-    run_config,
+    runner_env,
     set_mode,
     unwire_client,
     wait_for_cdc,
@@ -42,7 +42,7 @@ DBT_PACKAGES = Path(__file__).resolve().parents[3] / "shared" / "dbt-packages"
 
 def contract(stack: Stack, src: ClientSource, mode: str = "cdc") -> dict[str, str]:
     """The environment the operator's CronJob gives a run of this client."""
-    return run_config(stack, src, mode).to_env()
+    return runner_env(stack, src, mode)
 
 
 def runner(
@@ -458,7 +458,8 @@ def test_a_batch_that_breaks_row_conservation_is_not_published(
     # tests passed (as a faulty merge or a retried write would): the counts say so.
     tampered = textwrap.dedent("""
         import sys
-        from clientpipelines.clients.trino import TrinoClient
+        import os
+        from clientpipelines.clients.trino import TrinoLogin
         from clientpipelines.runner import cli, dbt
         fault = sys.argv.pop()  # the statement that breaks staging, given last
         build = dbt.DbtProject.build
@@ -467,7 +468,7 @@ def test_a_batch_that_breaks_row_conservation_is_not_published(
             v = self.variables
             table = f"{v['staging_catalog']}.{v['lake_schema']}.provider"
             last = f"provider_id = (select max(provider_id) from {table})"
-            TrinoClient(v["trino_host"], int(v["trino_port"])).query(
+            TrinoLogin.from_env(os.environ).client().query(
                 fault % {"table": table, "last": last}
             )
             return result

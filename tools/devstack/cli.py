@@ -161,7 +161,7 @@ def _app(args: argparse.Namespace) -> int:
         cp.kubeconfig,
         demo.NAMESPACE,
         gitops_remote=args.gitops_remote,
-        trino_port=Stack().ports["trino"],
+        trino=Stack().endpoints().trino_login(),
     )
     where = f"branches to {args.gitops_remote}" if args.gitops_remote else "direct apply"
     print(

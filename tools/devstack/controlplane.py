@@ -19,8 +19,13 @@ from pathlib import Path
 import yaml
 
 from devstack import binaries, procs
-from devstack.paths import run_root
-from devstack.pki import CertificateAuthority, KeyPair, write_service_account_keys
+from devstack.paths import identity_root, run_root
+from devstack.pki import (
+    SERVICE_ACCOUNT_ISSUER,
+    CertificateAuthority,
+    KeyPair,
+    write_service_account_keys,
+)
 
 # Controller names as kube-controller-manager --controllers spells them.
 CONTROLLERS = (
@@ -107,7 +112,7 @@ class ControlPlane:
         serving = ca.issue("apiserver", common_name="kube-apiserver", server=True)
         admin = ca.issue("admin", common_name="admin", organization="system:masters")
         kcm = ca.issue("controller-manager", common_name="system:kube-controller-manager")
-        sa_keys = write_service_account_keys(self._pki)
+        sa_keys = write_service_account_keys(identity_root())
         self._write_kubeconfig(self.kubeconfig, ca.pair.cert, admin, "admin")
         kcm_kubeconfig = self._write_kubeconfig(
             self.directory / "controller-manager.kubeconfig",
@@ -150,7 +155,7 @@ class ControlPlane:
                 f"--tls-private-key-file={serving.key}",
                 f"--client-ca-file={ca.pair.cert}",
                 "--authorization-mode=RBAC",
-                "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
+                f"--service-account-issuer={SERVICE_ACCOUNT_ISSUER}",
                 f"--service-account-key-file={sa_keys.cert}",
                 f"--service-account-signing-key-file={sa_keys.key}",
                 f"--service-cluster-ip-range={SERVICE_CIDR}",

@@ -23,7 +23,6 @@ from kubernetes import client
 from kubernetes import config as kube_config
 
 from clientpipelines.clients.nessie import NessieClient
-from clientpipelines.clients.trino import TrinoClient
 from clientpipelines.manifests import GROUP, PLURAL, VERSION
 from clientpipelines.naming import ClientNames
 from devstack import kubelet, procs
@@ -217,7 +216,7 @@ def run_pipeline_once(
 
 def show_published(stack: Stack, client_id: str) -> None:
     ep = stack.endpoints()
-    trino = TrinoClient(ep.trino_host, ep.trino_port)
+    trino = ep.trino()
     schema = ClientNames(client_id).lake_schema
     for table in client_tables(stack, client_id):
         (count,) = trino.query(f"select count(*) from lake.{schema}.{table}")[0]

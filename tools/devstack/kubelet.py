@@ -287,6 +287,40 @@ def _finish_deletion(core: client.CoreV1Api, pod: Any) -> None:
             raise
 
 
+def project_tokens(core: client.CoreV1Api, pod: Any, container: Any) -> dict[str, str]:
+    """Mint the tokens of the Pod's projected serviceAccountToken volumes (TokenRequest,
+    bound to the Pod, as a kubelet does); their mount path -> the local folder."""
+    volumes = {v.name: v for v in pod.spec.volumes or []}
+    folders: dict[str, str] = {}
+    for mount in container.volume_mounts or []:
+        projected = getattr(volumes.get(mount.name), "projected", None)
+        if projected is None:
+            continue
+        folder = Path(tempfile.mkdtemp(prefix=f"{pod.metadata.name}-{mount.name}-"))
+        for source in projected.sources or []:
+            want = source.service_account_token
+            if want is None:
+                continue
+            request = client.AuthenticationV1TokenRequest(
+                spec=client.V1TokenRequestSpec(
+                    audiences=[want.audience] if want.audience else [],
+                    expiration_seconds=want.expiration_seconds or 3600,
+                    bound_object_ref=client.V1BoundObjectReference(
+                        api_version="v1", kind="Pod", name=pod.metadata.name, uid=pod.metadata.uid
+                    ),
+                )
+            )
+            minted = core.create_namespaced_service_account_token(
+                pod.spec.service_account_name or "default", pod.metadata.namespace, request
+            )
+            token = folder / want.path
+            assert minted.status is not None
+            token.write_text(minted.status.token)
+            token.chmod(0o600)
+        folders[mount.mount_path.rstrip("/")] = str(folder)
+    return folders
+
+
 def run_job(
     api: client.ApiClient,
     namespace: str,
@@ -313,6 +347,12 @@ def run_job(
     if not argv:
         raise RuntimeError(f"Job {job_name}'s container has no command: nothing to run locally")
     env = {**os.environ, **resolve_env(core, namespace, container, pod), **(extra_env or {})}
+    # Projected ServiceAccount tokens, as a kubelet mounts them: here in a folder of
+    # their own, and variables naming a path under the mount point follow it there.
+    for mount, folder in project_tokens(core, pod, container).items():
+        env = {
+            k: folder + v[len(mount) :] if v.startswith(mount + "/") else v for k, v in env.items()
+        }
     # The container's terminationMessagePath, as a kubelet mounts it: a file of its own.
     fd, name = tempfile.mkstemp(prefix=f"{job_name}-", suffix=".termination-log")
     os.close(fd)

@@ -7,6 +7,7 @@ import os
 import sys
 from pathlib import Path
 
+from clientpipelines.clients.trino import TrinoLogin
 from devstack.binaries import helm_build
 from devstack.paths import REPO_ROOT
 
@@ -16,7 +17,7 @@ def app_env(
     namespace: str,
     *,
     gitops_remote: str | None,
-    trino_port: int,
+    trino: TrinoLogin,
     user_header: str | None = None,
 ) -> dict[str, str]:
     """The app's settings (clientpipelines/app/main.py lists them) for this machine:
@@ -26,8 +27,8 @@ def app_env(
         "CLIENTS_NAMESPACE": namespace,
         "HELM": str(helm_build().paths()["helm"]),
         "CLIENT_CHART": str(REPO_ROOT / "charts" / "client-pipeline"),
-        "TRINO_HOST": "127.0.0.1",
-        "TRINO_PORT": str(trino_port),
+        # The clients page counts published rows as this principal.
+        **trino.to_env(),
     }
     if gitops_remote:
         env["GITOPS_REMOTE"] = gitops_remote

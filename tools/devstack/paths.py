@@ -26,3 +26,15 @@ def run_root() -> Path:
     root = Path(env) if env else cache_root() / "run"
     root.mkdir(parents=True, exist_ok=True)
     return root
+
+
+def identity_root() -> Path:
+    """The key pair every local control plane signs ServiceAccount tokens with.
+
+    Shared by the default control plane and the tests' own, so the local Trino,
+    which authenticates those tokens, trusts all of them (a cluster's Trino would
+    read the cluster's keys from its /openid/v1/jwks instead).
+    """
+    root = run_root() / "identity"
+    root.mkdir(parents=True, exist_ok=True)
+    return root

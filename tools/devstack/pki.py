@@ -18,6 +18,10 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 _VALIDITY = dt.timedelta(days=365)
 
+# The issuer of every local control plane's ServiceAccount tokens (the `iss` claim
+# Trino requires of them).
+SERVICE_ACCOUNT_ISSUER = "https://kubernetes.default.svc.cluster.local"
+
 
 @dataclass(frozen=True)
 class KeyPair:

@@ -16,10 +16,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from clientpipelines.trino_access import TOKEN_AUDIENCE as TRINO_TOKEN_AUDIENCE
+from clientpipelines.trino_access import RulesFile
 from devstack import artifacts, procs
+from devstack.paths import identity_root
+from devstack.pki import SERVICE_ACCOUNT_ISSUER, write_service_account_keys
 
 if TYPE_CHECKING:
     from devstack.stack import Endpoints, Stack
+
+# The platform's principals in Trino: client certificates from the stack's CA.
+TRINO_ADMIN = "admin"
+TRINO_OPERATOR = "clientpipelines-operator"
 
 POSTGRES_MAJOR = 15
 POSTGRES_BIN = Path(f"/usr/lib/postgresql/{POSTGRES_MAJOR}/bin")
@@ -311,14 +319,42 @@ def trino_plan(stack: Stack, arts: artifacts.Artifacts, ep: Endpoints) -> Plan:
         data / "etc" / "catalog-store.properties", {"catalog.config-dir": str(catalogs)}
     )
     conf = data / "etc" / "config.properties"
-    port = stack.ports["trino"]
+    port, internal = stack.ports["trino"], stack.ports["trino_internal"]
+    tls = trino_tls(stack)
+    # Who may do what (trino_access); the operator adds each client's grants.
+    RulesFile(Path(ep.trino_rules_file), admins=[TRINO_ADMIN], operator=TRINO_OPERATOR).refresh()
+    write_properties(
+        data / "etc" / "access-control.properties",
+        {
+            "access-control.name": "file",
+            "security.config-file": ep.trino_rules_file,
+            # A new client's grants apply within a second of the operator writing them.
+            "security.refresh-period": "1s",
+        },
+    )
     write_properties(
         conf,
         {
             "coordinator": "true",
             "node-scheduler.include-coordinator": "true",
-            "http-server.http.port": str(port),
-            "discovery.uri": f"http://127.0.0.1:{port}",
+            # Clients: HTTPS only, authenticated. Plain HTTP stays for Trino's own
+            # node-to-node calls (signed with the shared secret); Trino refuses
+            # authentication over it, so no client can use it.
+            "http-server.http.port": str(internal),
+            "discovery.uri": f"http://127.0.0.1:{internal}",
+            "http-server.https.enabled": "true",
+            "http-server.https.port": str(port),
+            "http-server.https.keystore.path": str(tls["keystore"]),
+            # Client certificates are checked against the stack's CA.
+            "http-server.https.truststore.path": ep.trino_ca_file,
+            "internal-communication.shared-secret": stack.credentials()["trino_shared_secret"],
+            # The platform's principals by certificate (user = its CN); a client's
+            # runner by its ServiceAccount token (user = the token's subject).
+            "http-server.authentication.type": "CERTIFICATE,JWT",
+            "http-server.authentication.certificate.user-mapping.pattern": ".*CN=([^,]+).*",
+            "http-server.authentication.jwt.key-file": str(tls["service_account_key"]),
+            "http-server.authentication.jwt.required-issuer": SERVICE_ACCOUNT_ISSUER,
+            "http-server.authentication.jwt.required-audience": TRINO_TOKEN_AUDIENCE,
             "catalog.management": "dynamic",
             "catalog.store": "file",
             "plugin.dir": str(arts.trino_home / "plugin"),
@@ -354,7 +390,7 @@ def trino_plan(stack: Stack, arts: artifacts.Artifacts, ep: Endpoints) -> Plan:
     ]
 
     def healthy() -> bool:
-        info = procs.http_json(f"{ep.trino_url}/v1/info")
+        info = procs.http_json(f"http://127.0.0.1:{internal}/v1/info")
         return info.get("starting") is False
 
     # The S3 keys reach Trino as environment variables that catalogs name as
@@ -365,6 +401,18 @@ def trino_plan(stack: Stack, arts: artifacts.Artifacts, ep: Endpoints) -> Plan:
         LAKE_S3_SECRET_KEY_ENV: ep.s3_secret_key,
     }
     return Plan(argv, healthy, cwd=data, env=env)
+
+
+def trino_tls(stack: Stack) -> dict[str, Path]:
+    """Trino's server key and certificate (one PEM), and the key tokens are checked with."""
+    pair = stack.pki.issue("trino", common_name="trino", server=True)
+    keystore = stack.pki.directory / "trino-keystore.pem"
+    keystore.write_bytes(pair.key.read_bytes() + pair.cert.read_bytes())
+    keystore.chmod(0o600)
+    return {
+        "keystore": keystore,
+        "service_account_key": write_service_account_keys(identity_root()).cert,
+    }
 
 
 def post_start(stack: Stack, ep: Endpoints) -> None:
@@ -379,7 +427,8 @@ def version(stack: Stack, service: str, ep: Endpoints) -> str | None:
             row = conn.execute("show server_version").fetchone()
             return str(row[0]) if row else None
     if service == "trino":
-        return str(procs.http_json(f"{ep.trino_url}/v1/info")["nodeVersion"]["version"])
+        info = procs.http_json(f"http://127.0.0.1:{stack.ports['trino_internal']}/v1/info")
+        return str(info["nodeVersion"]["version"])
     if service == "connect":
         return str(procs.http_json(ep.connect_url)["version"])
     if service == "nessie":

@@ -22,15 +22,19 @@ import shutil
 import signal
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from clientpipelines.clients.trino import TrinoClient, TrinoLogin
 from devstack import artifacts, procs, services
 from devstack.paths import cache_root, run_root
+from devstack.pki import CertificateAuthority
 from devstack.services import (
     POSTGRES_MAJOR,
     REPORTS_BUCKET,
+    TRINO_ADMIN,
+    TRINO_OPERATOR,
     WAREHOUSE_BUCKET,
     Plan,
     lake_catalog_properties,
@@ -48,7 +52,8 @@ DEFAULT_PORTS = {
     "nessie": 59120,
     "nessie_management": 59121,
     "s3": 59000,
-    "trino": 58080,
+    "trino": 58080,  # HTTPS: every client connects here
+    "trino_internal": 58081,  # HTTP between Trino's own nodes only; clients are refused
 }
 
 
@@ -78,10 +83,32 @@ class Endpoints:
     reports: str
     trino_host: str
     trino_port: int
+    # Trino serves HTTPS with a certificate of the stack's CA; the platform's
+    # principals present client certificates (PEM paths), a client's runner its
+    # ServiceAccount token; the rules file is what Trino authorizes with.
+    trino_ca_file: str = ""
+    trino_certs: dict[str, tuple[str, str]] = field(default_factory=dict)
+    trino_rules_file: str = ""
 
     @property
     def trino_url(self) -> str:
-        return f"http://{self.trino_host}:{self.trino_port}"
+        return f"https://{self.trino_host}:{self.trino_port}"
+
+    def trino_login(self, principal: str = TRINO_ADMIN) -> TrinoLogin:
+        """How `principal` (TRINO_ADMIN or TRINO_OPERATOR) reaches Trino."""
+        cert, key = self.trino_certs[principal]
+        return TrinoLogin(
+            self.trino_host,
+            self.trino_port,
+            scheme="https",
+            user=principal,
+            ca_file=self.trino_ca_file,
+            cert_file=cert,
+            key_file=key,
+        )
+
+    def trino(self, principal: str = TRINO_ADMIN) -> TrinoClient:
+        return self.trino_login(principal).client()
 
     def postgres_dsn(self, database: str = "postgres") -> str:
         return (
@@ -136,19 +163,28 @@ class Stack:
     # -- credentials ---------------------------------------------------------------
 
     def credentials(self) -> dict[str, str]:
-        """Throwaway credentials made on first `up`, kept 0600 beside the data."""
+        """Throwaway credentials made on first `up`, kept 0600 beside the data.
+
+        A credential added in a later version is made and kept on the next call.
+        """
         path = self.directory / "credentials.json"
-        if path.exists():
-            return dict(json.loads(path.read_text()))
-        self.directory.mkdir(parents=True, exist_ok=True)
-        creds = {
-            "postgres_password": secrets.token_urlsafe(18),
-            "s3_access_key": "devstack" + secrets.token_hex(4),
-            "s3_secret_key": secrets.token_urlsafe(24),
+        makers: dict[str, Callable[[], str]] = {
+            "postgres_password": lambda: secrets.token_urlsafe(18),
+            "s3_access_key": lambda: "devstack" + secrets.token_hex(4),
+            "s3_secret_key": lambda: secrets.token_urlsafe(24),
+            "trino_shared_secret": lambda: secrets.token_urlsafe(32),
         }
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        creds: dict[str, str] = dict(json.loads(path.read_text())) if path.exists() else {}
+        if all(k in creds for k in makers):
+            return creds
+        self.directory.mkdir(parents=True, exist_ok=True)
+        creds.update({k: make() for k, make in makers.items() if k not in creds})
+        tmp = path.with_name(".credentials.json.tmp")
+        tmp.unlink(missing_ok=True)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w") as out:
             json.dump(creds, out)
+        tmp.replace(path)
         return creds
 
     def endpoints(self) -> Endpoints:
@@ -170,7 +206,19 @@ class Stack:
             reports=f"s3://{REPORTS_BUCKET}/",
             trino_host="127.0.0.1",
             trino_port=p["trino"],
+            trino_ca_file=str(self.pki.pair.cert),
+            trino_certs={
+                principal: (str(pair.cert), str(pair.key))
+                for principal in (TRINO_ADMIN, TRINO_OPERATOR)
+                for pair in [self.pki.issue(f"trino-{principal}", common_name=principal)]
+            },
+            trino_rules_file=str(self.directory / "trino-access" / "rules.json"),
         )
+
+    @property
+    def pki(self) -> CertificateAuthority:
+        """The stack's CA: Trino's server certificate, the platform's client certificates."""
+        return CertificateAuthority(self.directory / "pki")
 
     # -- lifecycle -------------------------------------------------------------------
 
@@ -311,8 +359,11 @@ def operator_env(
         "KUBECONFIG": str(kubeconfig),
         "CONNECT_URL": ep.connect_url,
         "NESSIE_URL": ep.nessie_url,
-        "TRINO_HOST": ep.trino_host,
-        "TRINO_PORT": str(ep.trino_port),
+        **ep.trino_login(TRINO_OPERATOR).to_env(),
+        # The operator grants each client's runner its catalogs in the file Trino
+        # authorizes with (a cluster's operator writes a ConfigMap Trino mounts).
+        "TRINO_ACCESS_RULES_FILE": ep.trino_rules_file,
+        "TRINO_ADMINS": TRINO_ADMIN,
         "KAFKA_BOOTSTRAP": ep.kafka_bootstrap,
         # The staging catalogs are the lake on another branch: the operator sets the ref.
         "ICEBERG_CATALOG_PROPERTIES": json.dumps(

@@ -17,14 +17,13 @@ import psycopg
 from clientpipelines import omop
 from clientpipelines.clients.errors import ServiceError
 from clientpipelines.clients.kafka_connect import KafkaConnectClient
-from clientpipelines.clients.trino import TrinoClient
 from clientpipelines.naming import ClientNames
 from clientpipelines.operator import desired
 from clientpipelines.operator.parts import PARTS, PartContext, guarded, remove_all
 from clientpipelines.operator.settings import Settings
 from clientpipelines.operator.spec import parse_spec
 from clientpipelines.operator.systems import Credentials, Systems
-from clientpipelines.runconfig import RunConfig
+from clientpipelines.runconfig import ENV, RunConfig
 from devstack.operator import pipeline_body
 from devstack.sampledata import SAMPLE_TABLES, ClientSource, SampleData
 from devstack.stack import Stack, operator_env
@@ -85,6 +84,20 @@ def run_config(stack: Stack, src: ClientSource, mode: str = "cdc") -> RunConfig:
     return desired.build_run_config(ctx.spec, ctx.systems.settings)
 
 
+def runner_env(stack: Stack, src: ClientSource, mode: str = "cdc") -> dict[str, str]:
+    """The run contract, and a login for a run outside Kubernetes.
+
+    There is no Pod here to mount the client's ServiceAccount token, so these runs
+    present the platform administrator's certificate; runs the operator schedules
+    (tests/acceptance, `make demo`) are the client's own principal.
+    """
+    return {
+        **run_config(stack, src, mode).to_env(),
+        **stack.endpoints().trino_login().to_env(),
+        ENV["trino_token_file"]: "",
+    }
+
+
 def rewire_connector(stack: Stack, src: ClientSource) -> None:
     """The client deleted (Delete policy) and onboarded again, as far as CDC goes.
 
@@ -111,7 +124,7 @@ def wait_for_cdc(
     growing: every change so far delivered."""
     ep = stack.endpoints()
     names = ClientNames(client_id)
-    trino = TrinoClient(ep.trino_host, ep.trino_port)
+    trino = ep.trino()
     connect = KafkaConnectClient(ep.connect_url)
     deadline = time.monotonic() + timeout
     last, stable_since = -1, time.monotonic()
@@ -169,7 +182,7 @@ def lake_differences(
     rows, rows that differ), compared row by row as multisets (a duplicate counts);
     all zero diffs when equal."""
     ep = stack.endpoints()
-    trino = TrinoClient(ep.trino_host, ep.trino_port)
+    trino = ep.trino()
     src = SampleData(stack).source(client_id)
     schema = ClientNames(client_id).lake_schema
     result = {}

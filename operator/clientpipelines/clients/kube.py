@@ -101,6 +101,40 @@ class KubeClient:
 
         return self._call(f"listing the Pods of Job {namespace}/{job}", get, missing=[])
 
+    # -- ServiceAccounts (a client's runs act as one) -------------------------------------------
+
+    def _core(self, method: str, path: str, params: dict[str, str], body: Any = None) -> Any:
+        """One call of the core API through the generic request path (see read_secret)."""
+        request = self.api.param_serialize(
+            method=method,
+            resource_path=path,
+            path_params=params,
+            header_params={"Accept": "application/json", "Content-Type": "application/json"},
+            body=body,
+            auth_settings=["BearerToken"],
+        )
+        response = self.api.call_api(*request)
+        response.read()
+        return self.api.response_deserialize(response, {"200": "object", "201": "object"}).data
+
+    def get_service_account(self, namespace: str, name: str) -> dict[str, Any] | None:
+        path = "/api/v1/namespaces/{namespace}/serviceaccounts/{name}"
+        found = self._call(
+            f"reading ServiceAccount {name}",
+            lambda: self._core("GET", path, {"namespace": namespace, "name": name}),
+            missing=None,
+        )
+        return None if found is None else dict(found)
+
+    def create_service_account(self, body: dict[str, Any]) -> None:
+        meta = body["metadata"]
+        path = "/api/v1/namespaces/{namespace}/serviceaccounts"
+        self._call(
+            f"creating ServiceAccount {meta['name']}",
+            lambda: self._core("POST", path, {"namespace": meta["namespace"]}, body),
+            missing=None,
+        )
+
     # -- CronJobs -----------------------------------------------------------------------------
 
     def get_cronjob(self, namespace: str, name: str) -> dict[str, Any] | None:

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import base64
+import json
 import re
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
+import requests.utils
 import trino
+from trino.auth import Authentication, CertificateAuthentication, JWTAuthentication
 from trino.exceptions import TrinoExternalError, TrinoQueryError, TrinoUserError
 
 from clientpipelines.clients.errors import ServiceError, ServiceUnavailable
@@ -33,6 +39,120 @@ def create_catalog_sql(name: str, connector: str, properties: Mapping[str, str])
     return f"CREATE CATALOG {name} USING {connector}\nWITH (\n  {props}\n)"
 
 
+def token_subject(token: str) -> str:
+    """The `sub` claim of a JWT, read without checking it (Trino checks it).
+
+    Trino takes the token's subject as the principal and refuses a session whose
+    user differs from it, so a client sends that subject as its user.
+    """
+    try:
+        payload = token.split(".")[1]
+        claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+        return str(claims["sub"])
+    except (IndexError, KeyError, ValueError) as exc:
+        raise ValueError("not a JWT with a subject") from exc
+
+
+# How a process reaches Trino, from its environment (the operator's Deployment, the
+# runner's Pod, the CLI, the app): one set of variable names for every client.
+LOGIN_ENV = {
+    "host": "TRINO_HOST",
+    "port": "TRINO_PORT",
+    "scheme": "TRINO_HTTP_SCHEME",
+    "user": "TRINO_USER",
+    "ca_file": "TRINO_CA_FILE",
+    "cert_file": "TRINO_CLIENT_CERT_FILE",
+    "key_file": "TRINO_CLIENT_KEY_FILE",
+    "token_file": "TRINO_TOKEN_FILE",
+}
+
+
+@dataclass(frozen=True)
+class TrinoLogin:
+    """Where Trino is and who this process is to it.
+
+    A principal is either a client certificate (the platform's own: the operator,
+    administrators) or a token file (a client's runner: its ServiceAccount token,
+    which the kubelet rotates, so it is read again for every connection). Over
+    HTTPS the server's certificate is checked against `ca_file` (or the system's
+    trust store).
+    """
+
+    host: str
+    port: int
+    scheme: str = "http"
+    user: str = "clientpipelines"
+    ca_file: str | None = None
+    cert_file: str | None = None
+    key_file: str | None = field(default=None, repr=False)
+    token_file: str | None = None
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str], *, user: str = "clientpipelines") -> TrinoLogin:
+        def get(name: str) -> str | None:
+            return env.get(LOGIN_ENV[name]) or None
+
+        return cls(
+            host=get("host") or "127.0.0.1",
+            port=int(get("port") or 8080),
+            scheme=get("scheme") or "http",
+            user=get("user") or user,
+            ca_file=get("ca_file"),
+            cert_file=get("cert_file"),
+            key_file=get("key_file"),
+            token_file=get("token_file"),
+        )
+
+    def to_env(self) -> dict[str, str]:
+        return {
+            LOGIN_ENV[k]: str(v)
+            for k, v in (
+                ("host", self.host),
+                ("port", self.port),
+                ("scheme", self.scheme),
+                ("user", self.user),
+                ("ca_file", self.ca_file),
+                ("cert_file", self.cert_file),
+                ("key_file", self.key_file),
+                ("token_file", self.token_file),
+            )
+            if v
+        }
+
+    def credentials(self) -> tuple[str, Authentication | None]:
+        """The user and authentication for one connection (a token is read afresh)."""
+        if self.token_file:
+            token = Path(self.token_file).read_text().strip()
+            return token_subject(token), JWTAuthentication(token)
+        if self.cert_file and self.key_file:
+            return self.user, CertificateAuthentication(self.cert_file, self.key_file)
+        return self.user, None
+
+    @property
+    def verify(self) -> bool | str:
+        return self.ca_file or True
+
+    def dbt_env(self) -> dict[str, str]:
+        """The variables dbt's profile (dbt/profiles.yml) reads to connect as this login."""
+        user, _ = self.credentials()
+        env = {"TRINO_HTTP_SCHEME": self.scheme, "TRINO_USER": user, "TRINO_AUTH_METHOD": "none"}
+        if self.scheme == "https":
+            # Without a CA of its own, requests' default trust store (an empty
+            # `cert` would turn verification off).
+            env["TRINO_CA_FILE"] = self.ca_file or requests.utils.DEFAULT_CA_BUNDLE_PATH
+        if self.token_file:
+            env["TRINO_AUTH_METHOD"] = "jwt"
+            env["TRINO_JWT_TOKEN"] = Path(self.token_file).read_text().strip()
+        elif self.cert_file and self.key_file:
+            env["TRINO_AUTH_METHOD"] = "certificate"
+            env["TRINO_CLIENT_CERT_FILE"] = self.cert_file
+            env["TRINO_CLIENT_KEY_FILE"] = self.key_file
+        return env
+
+    def client(self, request_timeout: float = 60.0) -> TrinoClient:
+        return TrinoClient(login=self, request_timeout=request_timeout)
+
+
 class TrinoClient:
     """One Trino coordinator. Each call opens a short-lived connection (thread-safe)."""
 
@@ -40,19 +160,16 @@ class TrinoClient:
 
     def __init__(
         self,
-        host: str,
-        port: int,
+        host: str = "",
+        port: int = 0,
         *,
         user: str = "clientpipelines",
-        http_scheme: str = "http",
-        auth: Any = None,
+        login: TrinoLogin | None = None,
         request_timeout: float = 60.0,
     ) -> None:
-        self.host = host
-        self.port = port
-        self.user = user
-        self.http_scheme = http_scheme
-        self.auth = auth
+        self.login = login or TrinoLogin(host, port, user=user)
+        self.host = self.login.host
+        self.port = self.login.port
         self.request_timeout = request_timeout
 
     def query(
@@ -74,12 +191,17 @@ class TrinoClient:
         schema: str | None = None,
     ) -> tuple[list[str], list[tuple[Any, ...]]]:
         """The rows and their column names."""
+        try:
+            user, auth = self.login.credentials()
+        except (OSError, ValueError) as exc:  # the token file is missing or unreadable
+            raise ServiceUnavailable(self.service, f"no credentials: {exc}") from exc
         conn = trino.dbapi.connect(  # type: ignore[no-untyped-call]
             host=self.host,
             port=self.port,
-            user=self.user,
-            http_scheme=self.http_scheme,
-            auth=self.auth,
+            user=user,
+            http_scheme=self.login.scheme,
+            auth=auth,
+            verify=self.login.verify,
             catalog=catalog,
             schema=schema,
             request_timeout=self.request_timeout,
@@ -93,6 +215,12 @@ class TrinoClient:
             raise ServiceError(self.service, f"{exc.error_name}: {exc.message}") from exc
         except (TrinoExternalError, TrinoQueryError) as exc:
             raise ServiceError(self.service, str(exc)) from exc
+        except trino.exceptions.HttpError as exc:
+            # 401/403 before any query: Trino refused who we are (token, certificate).
+            text = str(exc)
+            if text.startswith(("error 401", "error 403")):
+                raise ServiceError(self.service, f"authentication refused ({text[:9]})") from exc
+            raise ServiceUnavailable(self.service, text[:120]) from exc
         except trino.exceptions.TrinoConnectionError as exc:
             raise ServiceUnavailable(self.service, type(exc).__name__) from exc
         except OSError as exc:  # connection refused, DNS, timeouts from requests

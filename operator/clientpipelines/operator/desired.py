@@ -32,6 +32,9 @@ from clientpipelines.runconfig import (
 )
 
 RUNNER_COMMAND = ["clientpipelines-runner", "run"]
+# Where a run's ServiceAccount token (for Trino) is mounted, as the kubelet projects it.
+RUNNER_TOKEN_DIR = "/var/run/secrets/clientpipelines/trino"  # noqa: S105 - a path
+RUNNER_TOKEN_FILE = f"{RUNNER_TOKEN_DIR}/token"
 HEARTBEAT_RETENTION_MS = 24 * 3600 * 1000
 # Every change topic's settings: what Kafka Connect creates a topic with
 # (topic.creation.default.*) and what the operator creates an empty table's topic
@@ -240,8 +243,7 @@ def build_catalogs(
 
 def owned_catalog_names(client_id: str) -> tuple[str, ...]:
     """Every catalog name the operator may own for a client, whatever its mode."""
-    names = ClientNames(client_id)
-    return (names.cdc_catalog, names.staging_catalog, names.source_catalog)
+    return ClientNames(client_id).client_catalogs
 
 
 # -- the run contract and the CronJob ---------------------------------------------------------
@@ -262,7 +264,44 @@ def build_run_config(spec: PipelineSpec, settings: Settings) -> RunConfig:
         dbt_vars=spec.dbt_vars,
         reports_uri=settings.reports_uri,
         reports_s3_endpoint=settings.reports_s3_endpoint,
+        trino_scheme=settings.trino_scheme,
+        # Over HTTPS a run is its own principal: its ServiceAccount's token.
+        trino_token_file=RUNNER_TOKEN_FILE if settings.trino_scheme == "https" else None,
+        trino_ca_pem=settings.trino_ca_pem(),
     )
+
+
+def _owner_reference(owner: Mapping[str, str]) -> dict[str, Any]:
+    return {
+        "apiVersion": API_VERSION,
+        "kind": KIND,
+        "name": owner["name"],
+        "uid": owner["uid"],
+        "controller": True,
+        "blockOwnerDeletion": True,
+    }
+
+
+def build_service_account(spec: PipelineSpec, owner: Mapping[str, str]) -> dict[str, Any]:
+    """The identity the client's runs act as; its tokens are what Trino authenticates."""
+    return {
+        "apiVersion": "v1",
+        "kind": "ServiceAccount",
+        "metadata": {
+            "name": spec.names.runner_service_account,
+            "namespace": spec.namespace,
+            "labels": {LABEL_CLIENT: spec.client_id, LABEL_MANAGED_BY: MANAGER},
+            "ownerReferences": [_owner_reference(owner)],
+        },
+        # Only the projected token the CronJob asks for (audience Trino), never
+        # one for the Kubernetes API.
+        "automountServiceAccountToken": False,
+    }
+
+
+def token_lifetime(spec: PipelineSpec) -> int:
+    """A run's token outlives the run (read once at its start): its deadline plus ten minutes."""
+    return max(3600, spec.active_deadline + 600)
 
 
 def runner_image(spec: PipelineSpec, settings: Settings) -> str | None:
@@ -317,6 +356,27 @@ def build_cronjob(
         },
         "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],  # noqa: S108 - dbt's scratch space
     }
+    volumes: list[dict[str, Any]] = [{"name": "tmp", "emptyDir": {}}]
+    if run.trino_token_file:
+        container["volumeMounts"].append(
+            {"name": "trino-token", "mountPath": RUNNER_TOKEN_DIR, "readOnly": True}
+        )
+        volumes.append(
+            {
+                "name": "trino-token",
+                "projected": {
+                    "sources": [
+                        {
+                            "serviceAccountToken": {
+                                "audience": settings.trino_token_audience,
+                                "expirationSeconds": token_lifetime(spec),
+                                "path": RUNNER_TOKEN_FILE.rsplit("/", 1)[1],
+                            }
+                        }
+                    ]
+                },
+            }
+        )
     if settings.runner_env_secret:
         # Platform credentials (e.g. Trino's) by reference, never as values.
         container["envFrom"] = [{"secretRef": {"name": settings.runner_env_secret}}]
@@ -338,11 +398,13 @@ def build_cronjob(
                     "metadata": {"labels": labels},
                     "spec": {
                         "restartPolicy": "Never",
-                        # The runner needs nothing from the Kubernetes API.
+                        "serviceAccountName": names.runner_service_account,
+                        # The runner needs nothing from the Kubernetes API: no token
+                        # for it, only the projected one for Trino.
                         "automountServiceAccountToken": False,
                         "securityContext": {"seccompProfile": {"type": "RuntimeDefault"}},
                         "containers": [container],
-                        "volumes": [{"name": "tmp", "emptyDir": {}}],
+                        "volumes": volumes,
                     },
                 },
             },
@@ -357,16 +419,7 @@ def build_cronjob(
             "name": names.cronjob,
             "namespace": spec.namespace,
             "labels": labels,
-            "ownerReferences": [
-                {
-                    "apiVersion": API_VERSION,
-                    "kind": KIND,
-                    "name": owner["name"],
-                    "uid": owner["uid"],
-                    "controller": True,
-                    "blockOwnerDeletion": True,
-                }
-            ],
+            "ownerReferences": [_owner_reference(owner)],
         },
         "spec": cron_spec,
     }

@@ -7,7 +7,9 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from clientpipelines.clients.trino import TrinoLogin
 from clientpipelines.operator.quantity import parse_quantity
+from clientpipelines.trino_access import TOKEN_AUDIENCE
 
 
 def _get(env: Mapping[str, str], name: str, default: str | None = None) -> str:
@@ -42,6 +44,17 @@ class Settings:
     reports_uri: str | None = None
     reports_s3_endpoint: str | None = None
     trino_user: str = "clientpipelines-operator"
+    # Trino over HTTPS: its CA (checked by the operator and given to runs), the
+    # operator's client certificate, and the audience of runs' tokens.
+    trino_scheme: str = "http"
+    trino_ca_file: str | None = None
+    trino_cert_file: str | None = None
+    trino_key_file: str | None = field(default=None, repr=False)
+    trino_token_audience: str = TOKEN_AUDIENCE
+    # The access rules file Trino authorizes with (trino_access.RulesFile) and the
+    # administrators it names; unset: the operator grants nothing in Trino.
+    trino_rules_file: str | None = None
+    trino_admins: tuple[str, ...] = ("admin",)
     namespaces: tuple[str, ...] = ()  # empty: every namespace
     metrics_port: int = 9090
     # This many failed runs in a row make LastRunSucceeded's reason RunsFailing
@@ -60,12 +73,23 @@ class Settings:
         """From `env` (default: the process environment)."""
         e = os.environ if env is None else env
         namespaces = tuple(n for n in e.get("WATCH_NAMESPACES", "").split(",") if n)
+        _get(e, "TRINO_HOST")
+        trino = TrinoLogin.from_env(e, user="clientpipelines-operator")
         return cls(
             connect_url=_get(e, "CONNECT_URL"),
             nessie_url=_get(e, "NESSIE_URL"),
-            trino_host=_get(e, "TRINO_HOST"),
-            trino_port=int(_get(e, "TRINO_PORT", "8080")),
-            trino_user=_get(e, "TRINO_USER", "clientpipelines-operator"),
+            trino_host=trino.host,
+            trino_port=trino.port,
+            trino_user=trino.user,
+            trino_scheme=trino.scheme,
+            trino_ca_file=trino.ca_file,
+            trino_cert_file=trino.cert_file,
+            trino_key_file=trino.key_file,
+            trino_token_audience=e.get("TRINO_TOKEN_AUDIENCE") or TOKEN_AUDIENCE,
+            trino_rules_file=e.get("TRINO_ACCESS_RULES_FILE") or None,
+            trino_admins=tuple(
+                a.strip() for a in e.get("TRINO_ADMINS", "admin").split(",") if a.strip()
+            ),
             kafka_bootstrap=_get(e, "KAFKA_BOOTSTRAP"),
             iceberg_properties=dict(json.loads(_get(e, "ICEBERG_CATALOG_PROPERTIES"))),
             runner_image=e.get("RUNNER_IMAGE") or None,
@@ -83,3 +107,22 @@ class Settings:
             peering=e.get("PEERING_NAME") or None,
             max_retained_wal=parse_quantity(e.get("MAX_RETAINED_WAL") or "1Gi"),
         )
+
+    def trino_login(self) -> TrinoLogin:
+        """How the operator itself reaches Trino."""
+        return TrinoLogin(
+            self.trino_host,
+            self.trino_port,
+            scheme=self.trino_scheme,
+            user=self.trino_user,
+            ca_file=self.trino_ca_file,
+            cert_file=self.trino_cert_file,
+            key_file=self.trino_key_file,
+        )
+
+    def trino_ca_pem(self) -> str | None:
+        """Trino's CA certificate, which runs check Trino's certificate with."""
+        if not self.trino_ca_file:
+            return None
+        with open(self.trino_ca_file) as pem:
+            return pem.read()

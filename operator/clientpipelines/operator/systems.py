@@ -71,7 +71,7 @@ class Systems:
             connect=KafkaConnectClient(settings.connect_url),
             kafka=KafkaTopics(settings.kafka_bootstrap),
             nessie=NessieClient(settings.nessie_url),
-            trino=TrinoClient(settings.trino_host, settings.trino_port, user=settings.trino_user),
+            trino=settings.trino_login().client(),
             kube=KubeClient(api) if api is not None else None,
         )
 

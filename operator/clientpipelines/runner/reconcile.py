@@ -18,11 +18,12 @@ from __future__ import annotations
 import os
 import re
 import sys
+import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 from clientpipelines.clients.postgres import PostgresLogin, SourcePostgres
-from clientpipelines.clients.trino import TrinoClient
 from clientpipelines.naming import LAKE_CATALOG
 from clientpipelines.runconfig import RunConfig
 
@@ -170,11 +171,7 @@ def reconcile_client(config: RunConfig, dsn: str) -> int:
             sslmode=str(info.get("sslmode", "prefer")),
         )
     )
-    trino = TrinoClient(
-        config.trino_host,
-        config.trino_port,
-        user=os.environ.get("TRINO_USER", "clientpipelines-runner"),
-    )
+    trino = config.trino_login(os.environ, Path(tempfile.mkdtemp(prefix="trino-"))).client()
     schema = config.names.lake_schema
     differing = 0
     for table in config.tables:

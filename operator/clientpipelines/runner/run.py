@@ -22,7 +22,6 @@ from typing import TypeVar
 from clientpipelines import omop
 from clientpipelines.clients.errors import ServiceError, ServiceUnavailable
 from clientpipelines.clients.nessie import NessieClient, Reference
-from clientpipelines.clients.trino import TrinoClient
 from clientpipelines.naming import MAIN_BRANCH
 from clientpipelines.runconfig import (
     RUN_ID_ENV,
@@ -104,11 +103,11 @@ class Run:
         self.options = options
         self.names = config.names
         self.nessie = NessieClient(config.nessie_url)
-        self.trino = TrinoClient(
-            config.trino_host,
-            config.trino_port,
-            user=os.environ.get("TRINO_USER", "clientpipelines-runner"),
-        )
+        login = config.trino_login(os.environ, Path(tempfile.mkdtemp(prefix="trino-")))
+        self.trino = login.client()
+        # dbt runs in this process and edr beside it: their profiles read the
+        # connection from the environment (the token itself, for a JWT login).
+        os.environ.update(login.dbt_env())
         self.summary: list[str] = []
         # What the operator learns from the termination message (names, never rows).
         self.failed: list[str] = []

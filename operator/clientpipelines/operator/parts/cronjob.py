@@ -1,20 +1,59 @@
-"""The client's CronJob: runs the pipeline runner on the schedule; owned by the ClientPipeline."""
+"""The client's runs: who they act as, and the CronJob that starts them on the schedule.
+
+Runs act as the client's own ServiceAccount (owned by the ClientPipeline); Trino
+authenticates its tokens and, by the grant written here into its access rules,
+lets that principal reach the client's catalogs and nothing else. The grant is
+withdrawn once the runs have stopped.
+"""
 
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from typing import Any
 
 from clientpipelines.clients.errors import ServiceError, ServiceUnavailable
 from clientpipelines.operator import desired
 from clientpipelines.operator.parts.base import PartContext, PartResult, Removal
+from clientpipelines.trino_access import ClientGrant, RulesFile
+
+
+def _rules(ctx: PartContext) -> RulesFile | None:
+    settings = ctx.systems.settings
+    if not settings.trino_rules_file:
+        return None
+    return RulesFile(
+        Path(settings.trino_rules_file), admins=settings.trino_admins, operator=settings.trino_user
+    )
+
+
+def _ensure_identity(ctx: PartContext) -> list[str]:
+    """The runs' ServiceAccount and their grant in Trino; what was written."""
+    spec, kube, writes = ctx.spec, ctx.systems.kubernetes(), []
+    account = spec.names.runner_service_account
+    live = kube.get_service_account(spec.namespace, account)
+    if live is None:
+        kube.create_service_account(desired.build_service_account(spec, ctx.owner))
+        writes.append(f"created ServiceAccount {account}")
+    elif not _owned(live, ctx):
+        raise ServiceError(
+            "kubernetes", f"ServiceAccount {account} exists and is not owned by this ClientPipeline"
+        )
+    rules = _rules(ctx)
+    principal = spec.names.runner_principal(spec.namespace)
+    try:
+        if rules is not None and rules.ensure(ClientGrant(spec.client_id, principal)):
+            writes.append(f"granted {principal} the catalogs of {spec.client_id} in Trino")
+    except OSError as exc:
+        raise ServiceUnavailable("trino", f"writing the access rules: {exc}") from exc
+    return writes
 
 
 def ensure(ctx: PartContext) -> PartResult:
     spec, kube = ctx.spec, ctx.systems.kubernetes()
     want = desired.build_cronjob(spec, ctx.systems.settings, ctx.owner)
     name = want["metadata"]["name"]
-    writes = []
+    writes = _ensure_identity(ctx)
     live = kube.get_cronjob(spec.namespace, name)
     try:
         if live is None:
@@ -74,9 +113,23 @@ def remove(ctx: PartContext, removal: Removal) -> None:
             time.sleep(0.5)
         return True
 
-    removal.step(f"deleted CronJob {name} and its runs", delete)
+    if removal.step(f"deleted CronJob {name} and its runs", delete):
+        rules = _rules(ctx)
+        if rules is not None:
+            removal.step(
+                f"withdrew the Trino grants of {spec.names.runner_principal(spec.namespace)}",
+                lambda: _withdraw(rules, spec.client_id),
+            )
 
 
 def _owned(live: dict[str, Any], ctx: PartContext) -> bool:
     owners = live["metadata"].get("ownerReferences") or []
     return any(o.get("uid") == ctx.owner.get("uid") for o in owners)
+
+
+def _withdraw(rules: RulesFile, client_id: str) -> bool:
+    try:
+        rules.remove(client_id)
+    except OSError as exc:
+        raise ServiceUnavailable("trino", f"writing the access rules: {exc}") from exc
+    return True

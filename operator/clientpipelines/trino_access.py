@@ -1,0 +1,203 @@
+"""Who may do what in Trino: the rules of its file-based system access control.
+
+Trino enforces these rules on every statement (not this code): a client's run
+can only reach that client's data, whatever SQL it sends. The principals:
+
+- administrators (the platform team; devstack and the tests): everything;
+- the operator: create, list and drop clients' catalogs (`<id>_cdc`,
+  `<id>_staging`, `<id>_src`), and nothing in them;
+- a client's runner, `system:serviceaccount:<namespace>:<id>-runner` (Trino
+  authenticates its ServiceAccount token): its own three catalogs, and reading
+  its own schemas in `lake` (publishing is a Nessie merge, not a Trino write);
+- a client's readers (analysts, granted per client): reading its schemas in `lake`;
+- anyone authenticated: their own queries, and `system` metadata that Trino
+  itself filters by these rules.
+
+Trino takes, for each kind of check, the first rule whose user and object
+patterns match (Java regular expressions, matched in full); no match denies.
+Docs: https://trino.io/docs/current/security/file-system-access-control.html
+
+The operator keeps one fragment per client beside the rules file and rewrites the
+file from all fragments when one changes (`RulesFile`); Trino reads it again every
+`security.refresh-period`.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import re
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from clientpipelines.naming import LAKE_CATALOG, ClientNames
+
+# The audience of the ServiceAccount tokens runners present to Trino (Trino
+# refuses a token made for anything else, e.g. the Kubernetes API).
+TOKEN_AUDIENCE = "trino"  # noqa: S105 - an audience, not a secret
+
+ALL_PRIVILEGES = ["SELECT", "INSERT", "DELETE", "UPDATE", "OWNERSHIP", "GRANT_SELECT"]
+
+
+def _exactly(*values: str) -> str:
+    """A pattern matching exactly these strings (Trino matches patterns in full)."""
+    return "|".join(re.escape(v) for v in sorted(values))
+
+
+def _client_catalog_pattern() -> str:
+    """Any client's catalog name: the suffixes come from the naming contract."""
+    probe = ClientNames("x")
+    suffixes = [c.removeprefix(probe.sql) for c in probe.client_catalogs]
+    return "[a-z][a-z0-9_]*(" + "|".join(re.escape(s) for s in suffixes) + ")"
+
+
+@dataclass(frozen=True)
+class ClientGrant:
+    """One client's principals: its runner, and who may read its published data."""
+
+    client_id: str
+    runner: str
+    readers: tuple[str, ...] = ()
+
+
+def _client_rules(grant: ClientGrant) -> dict[str, list[dict[str, Any]]]:
+    names = ClientNames(grant.client_id)
+    own = _exactly(*names.client_catalogs)
+    lake = _exactly(*names.lake_schemas)
+    runner = _exactly(grant.runner)
+    rules: dict[str, list[dict[str, Any]]] = {
+        "catalogs": [
+            {"user": runner, "catalog": own, "allow": "all"},
+            {"user": runner, "catalog": re.escape(LAKE_CATALOG), "allow": "read-only"},
+        ],
+        "schemas": [{"user": runner, "catalog": own, "owner": True}],
+        "tables": [
+            {"user": runner, "catalog": own, "privileges": ALL_PRIVILEGES},
+            {
+                "user": runner,
+                "catalog": re.escape(LAKE_CATALOG),
+                "schema": lake,
+                "privileges": ["SELECT"],
+            },
+        ],
+    }
+    if grant.readers:
+        readers = _exactly(*grant.readers)
+        rules["catalogs"].append(
+            {"user": readers, "catalog": re.escape(LAKE_CATALOG), "allow": "read-only"}
+        )
+        rules["tables"].append(
+            {
+                "user": readers,
+                "catalog": re.escape(LAKE_CATALOG),
+                "schema": lake,
+                "privileges": ["SELECT"],
+            }
+        )
+    return rules
+
+
+def build_rules(
+    *, admins: Sequence[str], operator: str, clients: Iterable[ClientGrant]
+) -> dict[str, Any]:
+    """The whole rules document for these principals (deterministic: sorted by client)."""
+    admin = _exactly(*admins)
+    rules: dict[str, list[dict[str, Any]]] = {
+        "catalogs": [
+            {"user": admin, "catalog": ".*", "allow": "all"},
+            # CREATE and DROP CATALOG need "all" on the catalog's name; the operator
+            # gets no schema or table rule below, so it sees no data in them.
+            {"user": _exactly(operator), "catalog": _client_catalog_pattern(), "allow": "all"},
+        ],
+        "schemas": [{"user": admin, "owner": True}],
+        "tables": [{"user": admin, "privileges": ALL_PRIVILEGES}],
+    }
+    for grant in sorted(clients, key=lambda g: g.client_id):
+        for kind, entries in _client_rules(grant).items():
+            rules[kind].extend(entries)
+    # Metadata of the `system` catalog: Trino filters it by the rules above.
+    rules["catalogs"].append({"catalog": "system", "allow": "read-only"})
+    rules["tables"].append({"catalog": "system", "privileges": ["SELECT"]})
+    # Everyone runs queries and sees their own; only administrators see and kill
+    # others' (query text can name another client's tables).
+    rules["queries"] = [
+        {"user": admin, "allow": ["execute", "kill", "view"]},
+        {"allow": ["execute"]},
+    ]
+    rules["system_information"] = [{"user": admin, "allow": ["read", "write"]}]
+    return rules
+
+
+class RulesFile:
+    """The rules file Trino reads, kept from one fragment per client.
+
+    Every change is compare-then-write under a lock (several writers may share
+    the file: replicas of the operator on one host, devstack); the file is
+    replaced atomically, so Trino never reads half of it.
+    """
+
+    def __init__(self, path: Path, *, admins: Sequence[str], operator: str) -> None:
+        self.path = path
+        self.admins = tuple(admins)
+        self.operator = operator
+        self.fragments = path.with_name(path.name + ".d")
+
+    def ensure(self, grant: ClientGrant) -> bool:
+        """Grant the client's principals; True when the file changed."""
+        with self._locked():
+            fragment = self.fragments / f"{grant.client_id}.json"
+            text = json.dumps(asdict(grant), sort_keys=True)
+            if not fragment.exists() or fragment.read_text() != text:
+                _replace(fragment, text)
+            return self._render()
+
+    def remove(self, client_id: str) -> bool:
+        """Withdraw the client's grants; True when the file changed."""
+        with self._locked():
+            (self.fragments / f"{client_id}.json").unlink(missing_ok=True)
+            return self._render()
+
+    def refresh(self) -> bool:
+        """Write the file from the fragments there are (a first file has no client)."""
+        with self._locked():
+            return self._render()
+
+    def grants(self) -> list[ClientGrant]:
+        found = []
+        for fragment in sorted(self.fragments.glob("*.json")):
+            raw = json.loads(fragment.read_text())
+            found.append(
+                ClientGrant(raw["client_id"], raw["runner"], tuple(raw.get("readers") or ()))
+            )
+        return found
+
+    def _render(self) -> bool:
+        text = json.dumps(
+            build_rules(admins=self.admins, operator=self.operator, clients=self.grants()),
+            indent=1,
+            sort_keys=True,
+        )
+        if self.path.exists() and self.path.read_text() == text:
+            return False
+        _replace(self.path, text)
+        return True
+
+    @contextmanager
+    def _locked(self) -> Iterator[None]:
+        self.fragments.mkdir(parents=True, exist_ok=True)
+        with open(self.path.with_name(self.path.name + ".lock"), "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def _replace(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(text)
+    tmp.replace(path)
