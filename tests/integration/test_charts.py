@@ -206,6 +206,7 @@ def test_operator_chart_installs_and_grants_only_what_the_operator_uses(
         ("create", "jobs", "batch"),  # a run-now request
         ("list", "pods", ""),  # a run's termination message
         ("create", "events", ""),
+        ("create", "serviceaccounts", ""),  # each client's runs act as their own
     ]
     for verb, resource, group in allowed:
         assert _can(kube_api, sa, verb, resource, group=group, namespace=watched), (verb, resource)
@@ -232,6 +233,10 @@ def test_operator_chart_installs_and_grants_only_what_the_operator_uses(
             resource,
             ns,
         )
+    # It makes the clients' accounts, but never mints their tokens (the kubelet does).
+    assert not _can(
+        kube_api, sa, "create", "serviceaccounts", namespace=watched, subresource="token"
+    )
 
     # People: the chart folds ClientPipeline rights into the built-in view and edit
     # roles, so an editor may suspend a pipeline or ask for a run (patch) and a

@@ -387,3 +387,40 @@ def test_the_runners_outcome_names_failed_checks_and_a_failed_report() -> None:
     assert later is not None
     assert later[0]["lastRun"]["failedChecks"] is None
     assert later[0]["lastRun"]["reportError"] is None
+
+
+def test_over_https_a_run_is_its_clients_own_principal_with_a_projected_token(
+    tmp_path: Any,
+) -> None:
+    ca = tmp_path / "ca.crt"
+    ca.write_text("-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n")
+    https = dataclasses.replace(SETTINGS, trino_scheme="https", trino_ca_file=str(ca))
+    owner = {"name": "acme-health", "uid": "u-1"}
+    job = desired.build_cronjob(spec(), https, owner)["spec"]["jobTemplate"]["spec"]["template"]
+    pod = job["spec"]
+    assert pod["serviceAccountName"] == "acme-health-runner"
+    # No token for the Kubernetes API; one for Trino only, outliving the run.
+    assert pod["automountServiceAccountToken"] is False
+    (projected,) = [v["projected"] for v in pod["volumes"] if "projected" in v]
+    (source,) = projected["sources"]
+    token = source["serviceAccountToken"]
+    assert token["audience"] == "trino"
+    assert token["expirationSeconds"] >= spec().active_deadline + 600
+    (container,) = pod["containers"]
+    mount = next(m for m in container["volumeMounts"] if m["name"] == "trino-token")
+    env = {e["name"]: e["value"] for e in container["env"] if "value" in e}
+    assert env["TRINO_TOKEN_FILE"] == f"{mount['mountPath']}/{token['path']}"
+    assert env["TRINO_HTTP_SCHEME"] == "https"
+    assert env["TRINO_CA_PEM"] == ca.read_text()
+    # No platform credential of Trino reaches the Pod, only the contract above.
+    assert not any(k.startswith("TRINO_CLIENT") for k in env)
+    assert RunConfig.from_env(env) == desired.build_run_config(spec(), https)
+    account = desired.build_service_account(spec(), owner)
+    assert account["automountServiceAccountToken"] is False
+    assert account["metadata"]["ownerReferences"][0]["uid"] == "u-1"
+    assert ClientNames("acme-health").runner_principal("clients") == (
+        "system:serviceaccount:clients:acme-health-runner"
+    )
+    # Plain HTTP (no authentication): no token is asked for.
+    plain = desired.build_cronjob(spec(), SETTINGS, owner)["spec"]["jobTemplate"]["spec"]
+    assert not [v for v in plain["template"]["spec"]["volumes"] if "projected" in v]

@@ -69,6 +69,11 @@ per namespace only, never cluster-wide. */}}
 - apiGroups: [batch]
   resources: [cronjobs]
   verbs: [get, create, update, delete]
+# Each client's runs act as its own ServiceAccount (owned by the ClientPipeline,
+# removed with it by the garbage collector); Trino authenticates its tokens.
+- apiGroups: [""]
+  resources: [serviceaccounts]
+  verbs: [get, create]
 # Pipeline runs, mirrored into status.lastRun; created on a run-now request.
 - apiGroups: [batch]
   resources: [jobs]

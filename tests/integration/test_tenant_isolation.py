@@ -1,0 +1,252 @@
+"""Tenant isolation, enforced by Trino itself: each client's runs are their own principal.
+
+Two clients in two namespaces, onboarded by the operator. Their scheduled runs
+(the CronJob's Pod, run by the local kubelet with its projected ServiceAccount
+token) publish as before; client A's token then reaches A's data and nothing of
+B's, whatever SQL it sends. Anonymous, forged, mis-addressed and plaintext
+requests are refused by Trino.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
+from kubernetes import client
+
+from clientpipelines.clients.errors import ServiceError
+from clientpipelines.clients.trino import TrinoLogin
+from clientpipelines.manifests import GROUP, PLURAL, VERSION
+from clientpipelines.naming import ClientNames
+from clientpipelines.trino_access import TOKEN_AUDIENCE
+from devstack.controlplane import ControlPlane
+from devstack.demo import run_pipeline_once
+from devstack.operator import (
+    OperatorProcess,
+    get_pipeline,
+    pipeline_body,
+    put_client_secret,
+    wait_ready,
+)
+from devstack.pki import SERVICE_ACCOUNT_ISSUER
+from devstack.procs import wait_for
+from devstack.sampledata import SampleData
+from devstack.services import TRINO_OPERATOR
+from devstack.stack import Endpoints, Stack
+from devstack.wiring import unwire_client
+
+pytestmark = pytest.mark.integration
+
+
+class Tenant:
+    """One client in a namespace of its own, onboarded through the operator."""
+
+    def __init__(self, api: client.ApiClient, stack: Stack) -> None:
+        self.api = api
+        self.id = f"t{uuid.uuid4().hex[:8]}"
+        self.names = ClientNames(self.id)
+        self.namespace = f"ns-{self.id}"
+        client.CoreV1Api(api).create_namespace(
+            client.V1Namespace(metadata=client.V1ObjectMeta(name=self.namespace))
+        )
+        self.source = SampleData(stack).create(self.id, rows=30, seed=7)
+        put_client_secret(api, self.namespace, f"{self.id}-db", self.source)
+        body = pipeline_body(
+            self.id, self.source, secret=f"{self.id}-db", tables=["provider", "care_site"]
+        )
+        client.CustomObjectsApi(api).create_namespaced_custom_object(
+            GROUP, VERSION, self.namespace, PLURAL, body
+        )
+
+    @property
+    def principal(self) -> str:
+        return self.names.runner_principal(self.namespace)
+
+    def token(self, audience: str = TOKEN_AUDIENCE) -> str:
+        """A token of the client's ServiceAccount, as the kubelet mints it for its Pods."""
+        request = client.AuthenticationV1TokenRequest(
+            spec=client.V1TokenRequestSpec(audiences=[audience], expiration_seconds=600)
+        )
+        minted = client.CoreV1Api(self.api).create_namespaced_service_account_token(
+            self.names.runner_service_account, self.namespace, request
+        )
+        return str(minted.status.token)
+
+    def remove(self, stack: Stack) -> None:
+        objects = client.CustomObjectsApi(self.api)
+        try:
+            objects.delete_namespaced_custom_object(GROUP, VERSION, self.namespace, PLURAL, self.id)
+        except client.ApiException as exc:
+            if exc.status != 404:
+                raise
+        wait_for(
+            f"the operator to delete {self.id}",
+            lambda: get_pipeline(self.api, self.namespace, self.id) is None,
+            timeout=120,
+        )
+        try:
+            client.CoreV1Api(self.api).delete_namespace(self.namespace)
+        except client.ApiException as exc:
+            if exc.status != 404:
+                raise
+        unwire_client(stack, self.id)
+
+
+@pytest.fixture
+def tenants(
+    operator: OperatorProcess, kube_api: client.ApiClient, platform: Stack
+) -> Iterator[tuple[Tenant, Tenant]]:
+    made: list[Tenant] = []
+    try:
+        made = [Tenant(kube_api, platform), Tenant(kube_api, platform)]
+        yield made[0], made[1]
+    finally:
+        for tenant in made:
+            tenant.remove(platform)
+
+
+def as_token(endpoints: Endpoints, token: str, folder: Path) -> TrinoLogin:
+    path = folder / f"token-{uuid.uuid4().hex[:6]}"
+    path.write_text(token)
+    return TrinoLogin(
+        endpoints.trino_host,
+        endpoints.trino_port,
+        scheme="https",
+        ca_file=endpoints.trino_ca_file,
+        token_file=str(path),
+    )
+
+
+def denied(login: TrinoLogin, sql: str) -> str:
+    """The refusal Trino gives `login` for `sql` (fails the test if it is allowed)."""
+    with pytest.raises(ServiceError) as refused:
+        login.client().query(sql)
+    return str(refused.value)
+
+
+def forged_token(subject: str) -> str:
+    """A well-formed token for Trino's issuer and audience, signed by a key it does not trust."""
+
+    def part(data: dict[str, Any]) -> str:
+        raw = json.dumps(data, separators=(",", ":")).encode()
+        return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+    now = int(time.time())
+    claims = {
+        "iss": SERVICE_ACCOUNT_ISSUER,
+        "aud": [TOKEN_AUDIENCE],
+        "sub": subject,
+        "iat": now,
+        "nbf": now,
+        "exp": now + 600,
+    }
+    signing_input = f"{part({'alg': 'ES256', 'typ': 'JWT'})}.{part(claims)}"
+    key = ec.generate_private_key(ec.SECP256R1())
+    r, s = decode_dss_signature(key.sign(signing_input.encode(), ec.ECDSA(hashes.SHA256())))
+    signature = r.to_bytes(32, "big") + s.to_bytes(32, "big")
+    return f"{signing_input}.{base64.urlsafe_b64encode(signature).rstrip(b'=').decode()}"
+
+
+# Two clients onboarded and run once each through the operator's CronJobs.
+@pytest.mark.timeout(900)
+def test_a_clients_runs_reach_its_own_data_and_nothing_of_another(
+    tenants: tuple[Tenant, Tenant],
+    control_plane: ControlPlane,
+    kube_api: client.ApiClient,
+    endpoints: Endpoints,
+    tmp_path: Path,
+) -> None:
+    a, b = tenants
+    for tenant in (a, b):
+        wait_ready(kube_api, tenant.namespace, tenant.id)
+    # Each run is the Pod of the client's CronJob, with its projected token: no
+    # platform credential is in it, and it publishes as before.
+    for tenant in (a, b):
+        assert (
+            run_pipeline_once(kube_api, control_plane.kubeconfig, tenant.id, tenant.namespace) == 0
+        )
+    admin = endpoints.trino()
+    for tenant in (a, b):
+        ((published,),) = admin.query(
+            f"select count(*) from lake.{tenant.names.lake_schema}.provider"
+        )
+        assert published == 30
+
+    login = as_token(endpoints, a.token(), tmp_path)
+    assert login.credentials()[0] == a.principal
+    ((own,),) = login.client().query(f"select count(*) from lake.{a.names.lake_schema}.provider")
+    assert own == 30
+    shown = {row[0] for row in login.client().query("show catalogs")}
+    assert set(a.names.client_catalogs) & shown and "lake" in shown
+    assert not set(b.names.client_catalogs) & shown
+
+    # B's published tables, its staging and CDC catalogs, its source: denied.
+    b_lake = f"lake.{b.names.lake_schema}.provider"
+    assert "Access Denied" in denied(login, f"select count(*) from {b_lake}")
+    for catalog in (b.names.staging_catalog, b.names.cdc_catalog):
+        assert "Access Denied" in denied(login, f"show schemas from {catalog}")
+    assert "Access Denied" in denied(login, f"drop catalog {b.names.cdc_catalog}")
+    # A's own data is read-only in `lake`: publishing is a Nessie merge of a
+    # tested staging branch, never a write around it.
+    assert "Access Denied" in denied(
+        login, f"create table lake.{a.names.lake_schema}.sneak as select 1 as x"
+    )
+    # A does not see the statements of others (their text names other clients' tables).
+    users = {row[0] for row in login.client().query('select "user" from system.runtime.queries')}
+    assert users == {a.principal}
+
+    # The operator manages catalogs and reads no data.
+    operator = endpoints.trino_login(TRINO_OPERATOR)
+    assert "Access Denied" in denied(operator, f"select count(*) from {b_lake}")
+
+    # Who Trino does not know is refused before any rule: no credentials, a token
+    # for another audience (the Kubernetes API's), a forged token with an admin's
+    # name, a garbage token.
+    anonymous = replace(login, token_file=None)
+    assert "authentication refused" in denied(anonymous, "select 1")
+    for token in (
+        a.token(audience="https://kubernetes.default.svc"),
+        forged_token("admin"),
+        "x.y.z",
+    ):
+        assert "authentication refused" in denied(as_token(endpoints, token, tmp_path), "select 1")
+
+    # Plain HTTP (Trino's node-to-node port) takes no client's statement.
+    plain = requests.post(
+        f"http://127.0.0.1:{Stack().ports['trino_internal']}/v1/statement",
+        data="select 1",
+        headers={"X-Trino-User": "admin", "Authorization": f"Bearer {a.token()}"},
+        timeout=10,
+    )
+    assert plain.status_code in (401, 403), plain.status_code
+    unauthenticated = requests.post(
+        f"http://127.0.0.1:{Stack().ports['trino_internal']}/v1/statement",
+        data="select 1",
+        headers={"X-Trino-User": "admin"},
+        timeout=10,
+    )
+    assert unauthenticated.status_code in (401, 403), unauthenticated.status_code
+
+    # Deleting a client withdraws its grant: a token minted before (Trino checks its
+    # signature and expiry, not whether the account still exists) reaches nothing.
+    a.remove(Stack())
+
+    def withdrawn() -> bool:
+        try:
+            login.client().query(f"select count(*) from lake.{a.names.lake_schema}.provider")
+        except ServiceError as exc:
+            return "Access Denied" in str(exc)
+        return False
+
+    wait_for("Trino to apply the rules without A's grant", withdrawn, timeout=15, interval=0.5)
