@@ -108,10 +108,10 @@ def build_rules(
     admin = _exactly(*admins)
     rules: dict[str, list[dict[str, Any]]] = {
         "catalogs": [
-            {"user": admin, "catalog": ".*", "allow": "all"},
-            # CREATE and DROP CATALOG need "all" on the catalog's name; the operator
-            # gets no schema or table rule below, so it sees no data in them.
-            {"user": _exactly(operator), "catalog": _client_catalog_pattern(), "allow": "all"},
+            {"user": admin, "catalog": ".*", "allow": "owner"},
+            # CREATE and DROP CATALOG need "owner" on the catalog's name; the
+            # operator gets no schema or table rule below, so it sees no data in them.
+            {"user": _exactly(operator), "catalog": _client_catalog_pattern(), "allow": "owner"},
         ],
         "schemas": [{"user": admin, "owner": True}],
         "tables": [{"user": admin, "privileges": ALL_PRIVILEGES}],

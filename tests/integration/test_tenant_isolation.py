@@ -158,6 +158,11 @@ def forged_token(subject: str) -> str:
     return f"{signing_input}.{base64.urlsafe_b64encode(signature).rstrip(b'=').decode()}"
 
 
+def tampered(token: str) -> str:
+    head, claims, signature = token.split(".")
+    return f"{head}.{claims}.{signature[:-6]}{'A' * 6 if signature[-6:] != 'A' * 6 else 'B' * 6}"
+
+
 # Two clients onboarded and run once each through the operator's CronJobs.
 @pytest.mark.timeout(900)
 def test_a_clients_runs_reach_its_own_data_and_nothing_of_another(
@@ -212,13 +217,13 @@ def test_a_clients_runs_reach_its_own_data_and_nothing_of_another(
 
     # Who Trino does not know is refused before any rule: no credentials, a token
     # for another audience (the Kubernetes API's), a forged token with an admin's
-    # name, a garbage token.
+    # name, A's own token with its signature altered.
     anonymous = replace(login, token_file=None)
     assert "authentication refused" in denied(anonymous, "select 1")
     for token in (
         a.token(audience="https://kubernetes.default.svc"),
         forged_token("admin"),
-        "x.y.z",
+        tampered(a.token()),
     ):
         assert "authentication refused" in denied(as_token(endpoints, token, tmp_path), "select 1")
 

@@ -67,7 +67,7 @@ def test_a_runner_reaches_nothing_of_another_client() -> None:
 
 def test_the_operator_manages_client_catalogs_and_reads_nothing() -> None:
     op = "clientpipelines-operator"
-    assert catalog(op, "acme_cdc") == "all"  # CREATE/DROP CATALOG
+    assert catalog(op, "acme_cdc") == "owner"  # CREATE/DROP CATALOG
     assert catalog(op, "lake") == "none"
     assert table(op, "acme_cdc", "public") == []
     assert _first("schemas", op, catalog="acme_staging", schema="acme") is None

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import requests
 import requests.utils
 import trino
 from trino.auth import Authentication, CertificateAuthentication, JWTAuthentication
@@ -132,6 +134,35 @@ class TrinoLogin:
     def verify(self) -> bool | str:
         return self.ca_file or True
 
+    def session(self) -> requests.Session:
+        """An HTTP session that checks Trino's certificate against `ca_file`.
+
+        requests lets REQUESTS_CA_BUNDLE / CURL_CA_BUNDLE replace a session's own
+        CA when it reads the environment (https://github.com/psf/requests/issues/3829),
+        so with a CA of its own the session does not read it.
+        """
+        http = requests.Session()
+        http.verify = self.verify
+        if self.ca_file:
+            http.trust_env = False
+        return http
+
+    def requests_env(self, scratch: Path) -> dict[str, str]:
+        """For a process whose HTTP clients take the CA only as a session's (dbt-trino):
+        where REQUESTS_CA_BUNDLE or CURL_CA_BUNDLE is set (see `session`), the same
+        bundle plus Trino's CA, so both hold."""
+        if not self.ca_file:
+            return {}
+        env = {}
+        for name in ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE"):
+            bundle = os.environ.get(name)
+            if bundle and Path(bundle).is_file():
+                combined = scratch / f"{name.lower()}.pem"
+                ours = Path(self.ca_file).read_text()
+                combined.write_text(Path(bundle).read_text() + "\n" + ours)
+                env[name] = str(combined)
+        return env
+
     def dbt_env(self) -> dict[str, str]:
         """The variables dbt's profile (dbt/profiles.yml) reads to connect as this login."""
         user, _ = self.credentials()
@@ -201,7 +232,7 @@ class TrinoClient:
             user=user,
             http_scheme=self.login.scheme,
             auth=auth,
-            verify=self.login.verify,
+            http_session=self.login.session(),
             catalog=catalog,
             schema=schema,
             request_timeout=self.request_timeout,

@@ -103,11 +103,13 @@ class Run:
         self.options = options
         self.names = config.names
         self.nessie = NessieClient(config.nessie_url)
-        login = config.trino_login(os.environ, Path(tempfile.mkdtemp(prefix="trino-")))
+        scratch = Path(tempfile.mkdtemp(prefix="trino-"))
+        login = config.trino_login(os.environ, scratch)
         self.trino = login.client()
         # dbt runs in this process and edr beside it: their profiles read the
         # connection from the environment (the token itself, for a JWT login).
         os.environ.update(login.dbt_env())
+        os.environ.update(login.requests_env(scratch))
         self.summary: list[str] = []
         # What the operator learns from the termination message (names, never rows).
         self.failed: list[str] = []
