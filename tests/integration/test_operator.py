@@ -236,7 +236,14 @@ def test_create_wires_every_part_and_a_rerun_writes_nothing(
     ):
         assert password not in text
 
-    # Idle: several drift intervals re-check every system and write nothing.
+    # Idle: several drift intervals re-check every system and write nothing. First the
+    # status settles: Debezium holds the slot a moment after the connector runs, and
+    # status.replicationSlot.active says so then.
+    wait_for(
+        "status to show the slot in use",
+        lambda: (c.get() or {}).get("status", {}).get("replicationSlot", {}).get("active"),
+        timeout=30,
+    )
     version = c.get()["metadata"]["resourceVersion"]  # type: ignore[index]
     cron_version = cron.metadata.resource_version
     writes = operator.metric("clientpipelines_writes_total")
@@ -255,6 +262,32 @@ def test_create_wires_every_part_and_a_rerun_writes_nothing(
         == cron_version
     )
     c.delete()
+
+
+def test_a_full_reload_login_reaches_trino_as_a_file_never_as_statement_text(
+    operator: OperatorProcess,
+    kube_api: client.ApiClient,
+    namespace: str,
+    services: dict[str, Any],
+    endpoints: Endpoints,
+) -> None:
+    """Trino keeps every statement's text (system.runtime.queries); the full-reload
+    catalog's database login goes to a file Trino reads, 0600, gone with the client."""
+    c = Client(kube_api, Stack(), namespace)
+    c.apply(tables=["provider"], mode="full-reload")
+    wait_ready(kube_api, namespace, c.id)
+    login = Path(endpoints.trino_credentials_dir) / f"{c.names.source_catalog}.properties"
+    assert login.stat().st_mode & 0o777 == 0o600
+    assert c.source.password in login.read_text()
+    trino = services["trino"]
+    ((rows,),) = trino.query(f"select count(*) from {c.names.source_catalog}.public.provider")
+    assert rows == 40  # Trino logged in with it
+    history = json.dumps(trino.query("select query from system.runtime.queries"), default=str)
+    assert c.names.source_catalog in history and c.source.password not in history
+    c.delete()
+    wait_for("the pipeline to go", lambda: c.get() is None, timeout=90)
+    assert not login.exists()
+    assert c.names.source_catalog not in trino.catalogs()
 
 
 def test_update_changes_connector_and_cronjob_in_place(

@@ -89,6 +89,7 @@ class Endpoints:
     trino_ca_file: str = ""
     trino_certs: dict[str, tuple[str, str]] = field(default_factory=dict)
     trino_rules_file: str = ""
+    trino_credentials_dir: str = ""
 
     @property
     def trino_url(self) -> str:
@@ -213,6 +214,7 @@ class Stack:
                 for pair in [self.pki.issue(f"trino-{principal}", common_name=principal)]
             },
             trino_rules_file=str(self.directory / "trino-access" / "rules.json"),
+            trino_credentials_dir=str(self.directory / "trino-credentials"),
         )
 
     @property
@@ -363,6 +365,10 @@ def operator_env(
         # The operator grants each client's runner its catalogs in the file Trino
         # authorizes with (a cluster's operator writes a ConfigMap Trino mounts).
         "TRINO_ACCESS_RULES_FILE": ep.trino_rules_file,
+        # Full-reload catalogs' logins, as files Trino reads (not in CREATE CATALOG).
+        "TRINO_CREDENTIALS_DIR": str(
+            Path(ep.trino_rules_file).parent.with_name("trino-credentials")
+        ),
         "TRINO_ADMINS": TRINO_ADMIN,
         "KAFKA_BOOTSTRAP": ep.kafka_bootstrap,
         # The staging catalogs are the lake on another branch: the operator sets the ref.

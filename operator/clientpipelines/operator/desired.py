@@ -177,6 +177,10 @@ class CatalogSpec:
     # a rotated password recreates the catalog while status holds no secret material.
     secret_version: str = ""
     secret_keys: frozenset[str] = field(default_factory=frozenset)
+    # A credentials file Trino reads for the catalog (path, Java properties text):
+    # the login stays out of the CREATE CATALOG text, which Trino keeps in its
+    # query history (system.runtime.queries) as sent.
+    credentials_file: tuple[str, str] | None = field(default=None, repr=False)
 
     @property
     def fingerprint(self) -> str:
@@ -185,6 +189,26 @@ class CatalogSpec:
             [self.connector, visible, self.secret_version], sort_keys=True
         ).encode()
         return hashlib.sha256(material).hexdigest()[:16]
+
+
+def java_properties(values: Mapping[str, str]) -> str:
+    """`values` as a Java properties file (what Trino's credential files are)."""
+
+    def escape(text: str) -> str:
+        out = []
+        for ch in text:
+            if ch in "\\=:#!":
+                out.append("\\" + ch)
+            elif not (" " < ch < "\x7f"):
+                units = ch.encode("utf-16-be")  # \\u escapes are UTF-16 code units
+                out += [
+                    f"\\u{int.from_bytes(units[i : i + 2]):04x}" for i in (0, 2)[: len(units) // 2]
+                ]
+            else:
+                out.append(ch)
+        return "".join(out)
+
+    return "".join(f"{escape(k)}={escape(v)}\n" for k, v in sorted(values.items()))
 
 
 def build_catalogs(
@@ -219,6 +243,14 @@ def build_catalogs(
             },
         )
     else:
+        login = {"connection-user": username, "connection-password": password}
+        credentials_file = None
+        if settings.trino_credentials_dir:
+            # Trino's JDBC connectors read the login from a file (credential-provider
+            # FILE), so the statement names only the file.
+            path = f"{settings.trino_credentials_dir.rstrip('/')}/{names.source_catalog}.properties"
+            credentials_file = (path, java_properties(login))
+            login = {"credential-provider.type": "FILE", "connection-credential-file": path}
         catalogs[names.source_catalog] = CatalogSpec(
             names.source_catalog,
             "postgresql",
@@ -227,8 +259,7 @@ def build_catalogs(
                     f"jdbc:postgresql://{spec.host}:{spec.port}/{spec.database}"
                     f"?sslmode={spec.ssl_mode}"
                 ),
-                "connection-user": username,
-                "connection-password": password,
+                **login,
                 # The CDM's float columns are NUMERIC without precision in Postgres,
                 # which Trino skips unless mapped; the models cast them to double.
                 "decimal-mapping": "ALLOW_OVERFLOW",
@@ -237,6 +268,7 @@ def build_catalogs(
             },
             secret_version=secret_version,
             secret_keys=frozenset({"connection-password"}),
+            credentials_file=credentials_file,
         )
     return catalogs
 

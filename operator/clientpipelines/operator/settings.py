@@ -55,6 +55,9 @@ class Settings:
     # administrators it names; unset: the operator grants nothing in Trino.
     trino_rules_file: str | None = None
     trino_admins: tuple[str, ...] = ("admin",)
+    # A folder Trino reads (full-reload catalogs' logins, one file each, which the
+    # operator writes): the login stays out of CREATE CATALOG's text. Unset: inline.
+    trino_credentials_dir: str | None = None
     namespaces: tuple[str, ...] = ()  # empty: every namespace
     metrics_port: int = 9090
     # This many failed runs in a row make LastRunSucceeded's reason RunsFailing
@@ -87,6 +90,7 @@ class Settings:
             trino_key_file=trino.key_file,
             trino_token_audience=e.get("TRINO_TOKEN_AUDIENCE") or TOKEN_AUDIENCE,
             trino_rules_file=e.get("TRINO_ACCESS_RULES_FILE") or None,
+            trino_credentials_dir=e.get("TRINO_CREDENTIALS_DIR") or None,
             trino_admins=tuple(
                 a.strip() for a in e.get("TRINO_ADMINS", "admin").split(",") if a.strip()
             ),

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from functools import partial
+from pathlib import Path
 
+from clientpipelines.clients.errors import ServiceUnavailable
 from clientpipelines.operator import desired
 from clientpipelines.operator.parts.base import PartContext, PartResult, Removal
+from clientpipelines.trino_access import write_private
 
 
 def ensure(ctx: PartContext) -> PartResult:
@@ -24,6 +27,9 @@ def ensure(ctx: PartContext) -> PartResult:
     }
     live = trino.catalogs()
     writes = []
+    for cat in wanted.values():
+        if cat.credentials_file and _write_credentials(*cat.credentials_file):
+            writes.append(f"wrote the credentials file of catalog {cat.name}")
     for name, cat in sorted(wanted.items()):
         # Trino does not show a catalog's properties, so the fingerprint recorded in
         # status is what tells a changed catalog. One that exists without a record
@@ -60,6 +66,25 @@ def remove(ctx: PartContext, removal: Removal) -> None:
     trino = ctx.systems.trino
     for catalog in desired.owned_catalog_names(ctx.spec.client_id):
         removal.step(f"dropped catalog {catalog}", partial(trino.drop_catalog, catalog))
+    folder = ctx.systems.settings.trino_credentials_dir
+    if folder:
+        path = Path(folder) / f"{ctx.spec.names.source_catalog}.properties"
+        removal.step(f"deleted {path.name} (the catalog's login)", partial(_delete, path))
+
+
+def _write_credentials(path: str, text: str) -> bool:
+    try:
+        return write_private(Path(path), text)
+    except OSError as exc:
+        raise ServiceUnavailable("trino", f"writing a catalog's credentials file: {exc}") from exc
+
+
+def _delete(path: Path) -> bool:
+    try:
+        path.unlink(missing_ok=True)
+    except OSError as exc:
+        raise ServiceUnavailable("trino", f"deleting {path.name}: {exc}") from exc
+    return True
 
 
 def kept(ctx: PartContext) -> str:
