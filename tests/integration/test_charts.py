@@ -432,3 +432,32 @@ def test_every_client_renders_to_a_valid_clientpipeline(
         assert docs[0]["metadata"]["name"] == values.parent.name
         docs[0]["metadata"]["namespace"] = "clients"
         server_dry_run(control_plane, docs)
+
+
+def test_trino_over_https_needs_the_operators_certificate_and_mounts_it() -> None:
+    """With https the operator must present a certificate (Trino authenticates it); the
+    chart refuses the values without one, and mounts the Secret read-only when given."""
+    chart = str(CHARTS / "clientpipeline-operator")
+    binary = str(helm_build().paths()["helm"])
+    refused = subprocess.run(
+        [binary, "template", "x", chart, "--set", "platform.trinoScheme=https"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert refused.returncode != 0 and "trinoTlsSecret" in refused.stderr, refused.stderr
+    rendered = subprocess.run(
+        [binary, "template", "x", chart, "-f", f"{chart}/ci/trino-tls-values.yaml"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    deployment = next(d for d in yaml.safe_load_all(rendered) if d and d["kind"] == "Deployment")
+    pod = deployment["spec"]["template"]["spec"]
+    env = {e["name"]: e.get("value") for e in pod["containers"][0]["env"]}
+    assert env["TRINO_HTTP_SCHEME"] == "https"
+    assert env["TRINO_CLIENT_KEY_FILE"].startswith("/etc/clientpipelines/trino/")
+    volume = next(v for v in pod["volumes"] if v["name"] == "trino-tls")
+    assert volume["secret"]["secretName"] == "clientpipelines-operator-trino-tls"
+    mount = next(m for m in pod["containers"][0]["volumeMounts"] if m["name"] == "trino-tls")
+    assert mount["readOnly"] is True

@@ -424,3 +424,20 @@ def test_over_https_a_run_is_its_clients_own_principal_with_a_projected_token(
     # Plain HTTP (no authentication): no token is asked for.
     plain = desired.build_cronjob(spec(), SETTINGS, owner)["spec"]["jobTemplate"]["spec"]
     assert not [v for v in plain["template"]["spec"]["volumes"] if "projected" in v]
+
+
+def test_with_a_credentials_folder_the_full_reload_login_is_a_file_not_statement_text() -> None:
+    folder = dataclasses.replace(SETTINGS, trino_credentials_dir="/var/lib/trino/credentials/")
+    s = spec(ingestion__mode="full-reload", ingestion__cdc=None)
+    src = desired.build_catalogs(s, folder, username="ana", password="p=1:é\\", secret_version="7")[
+        "acme_health_src"
+    ]
+    text = json.dumps(src.properties)
+    assert "p=1" not in text and "ana" not in text
+    assert src.properties["credential-provider.type"] == "FILE"
+    path, content = src.credentials_file  # type: ignore[misc]
+    assert path == src.properties["connection-credential-file"]
+    assert path == "/var/lib/trino/credentials/acme_health_src.properties"
+    # Java properties: separators and backslashes escaped, non-ASCII as \u escapes.
+    assert content == "connection-password=p\\=1\\:\\u00e9\\\\\nconnection-user=ana\n"
+    assert desired.java_properties({"k": "😀"}) == "k=\\ud83d\\ude00\n"
