@@ -271,7 +271,8 @@ Look around:
   export KUBECONFIG={cp.kubeconfig}
   kubectl get clientpipelines -A            # Ready, Mode, Schedule, Last run
   kubectl -n {NAMESPACE} describe clientpipeline {client_id}
-  Trino UI:     {ep.trino_url}/ui/          (user: anything)
+  Trino:        {ep.trino_url}   (HTTPS: the stack's CA {ep.trino_ca_file};
+                the administrator's certificate and key {" ".join(ep.trino_certs["admin"])})
   Nessie API:   {ep.nessie_url}/trees
   operator log: {log}
   service logs: make stack-logs SERVICE=trino
