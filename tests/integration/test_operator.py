@@ -227,7 +227,13 @@ def test_create_wires_every_part_and_a_rerun_writes_nothing(
     password = c.source.password
     history = services["trino"].query("select query from system.runtime.queries")
     assert any("create catalog" in str(q).lower() for (q,) in history)
+    # Kafka Connect stores (and its REST API returns) a reference to the login, a
+    # file only the operator and Connect read.
+    connector_config = services["connect"].get_config(c.names.connector)
+    login = Path(connector_config["database.password"].split(":", 2)[1])
+    assert login.stat().st_mode & 0o777 == 0o600 and password in login.read_text()
     for text in (
+        json.dumps(connector_config),
         json.dumps(obj),
         json.dumps(client.ApiClient().sanitize_for_serialization(cron)),
         events_text(kube_api, namespace),

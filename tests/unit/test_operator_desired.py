@@ -441,3 +441,19 @@ def test_with_a_credentials_folder_the_full_reload_login_is_a_file_not_statement
     # Java properties: separators and backslashes escaped, non-ASCII as \u escapes.
     assert content == "connection-password=p\\=1\\:\\u00e9\\\\\nconnection-user=ana\n"
     assert desired.java_properties({"k": "😀"}) == "k=\\ud83d\\ude00\n"
+
+
+def test_with_a_credentials_folder_the_connector_config_holds_a_reference_not_the_login() -> None:
+    path, text = desired.connector_credentials_file(spec(), "/creds/", "reader", "s3cret", "41")
+    assert path == "/creds/acme-health-cdc.41.properties"
+    assert text == "database.password=s3cret\ndatabase.user=reader\n"
+    config = desired.build_connector_config(
+        spec(), "reader", "s3cret", "kafka:9092", credentials_file=path
+    )
+    assert config["database.password"] == f"${{file:{path}:database.password}}"
+    assert config["database.user"] == f"${{file:{path}:database.user}}"
+    assert "s3cret" not in json.dumps(config) and "reader" not in json.dumps(config)
+    # A rotated Secret (new version) is a new file, so a changed config: Connect
+    # restarts the connector, which then reads the new login.
+    rotated, _ = desired.connector_credentials_file(spec(), "/creds", "reader", "n3w", "42")
+    assert rotated != path

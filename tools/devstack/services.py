@@ -289,8 +289,16 @@ def connect_plan(stack: Stack, arts: artifacts.Artifacts, ep: Endpoints) -> Plan
             "offset.flush.interval.ms": "1000",
             "plugin.path": str(arts.connect_plugins),
             "plugin.discovery": "hybrid_warn",
+            # Connectors name their login as ${file:<path>:<key>}; Connect reads it
+            # when it starts them, from this folder only (KIP-993 allowed.paths).
+            "config.providers": "file",
+            "config.providers.file.class": (
+                "org.apache.kafka.common.config.provider.FileConfigProvider"
+            ),
+            "config.providers.file.param.allowed.paths": ep.connect_credentials_dir,
         },
     )
+    Path(ep.connect_credentials_dir).mkdir(parents=True, exist_ok=True)
     argv = kafka_java(
         stack, arts, "768m", "org.apache.kafka.connect.cli.ConnectDistributed", str(conf)
     )

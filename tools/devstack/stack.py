@@ -90,6 +90,8 @@ class Endpoints:
     trino_certs: dict[str, tuple[str, str]] = field(default_factory=dict)
     trino_rules_file: str = ""
     trino_credentials_dir: str = ""
+    # Connectors' logins, as files Kafka Connect's FileConfigProvider reads.
+    connect_credentials_dir: str = ""
 
     @property
     def trino_url(self) -> str:
@@ -215,6 +217,7 @@ class Stack:
             },
             trino_rules_file=str(self.directory / "trino-access" / "rules.json"),
             trino_credentials_dir=str(self.directory / "trino-credentials"),
+            connect_credentials_dir=str(self.directory / "connect-credentials"),
         )
 
     @property

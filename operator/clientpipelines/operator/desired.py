@@ -50,11 +50,36 @@ UNAVAILABLE_VALUE = "__debezium_unavailable_value"
 # -- Debezium connector ----------------------------------------------------------------
 
 
+def connector_credentials_file(
+    spec: PipelineSpec, folder: str, username: str, password: str, secret_version: str
+) -> tuple[str, str]:
+    """The file Kafka Connect reads the client's login from (path, Java properties).
+
+    Its name holds the Secret's version, so a rotated password changes the
+    connector's config, which restarts the connector with the new login.
+    """
+    path = f"{folder.rstrip('/')}/{spec.names.connector}.{secret_version or '0'}.properties"
+    return path, java_properties({"database.user": username, "database.password": password})
+
+
 def build_connector_config(
-    spec: PipelineSpec, username: str, password: str, kafka_bootstrap: str
+    spec: PipelineSpec,
+    username: str,
+    password: str,
+    kafka_bootstrap: str,
+    *,
+    credentials_file: str | None = None,
 ) -> dict[str, str]:
-    """The Debezium Postgres connector's config (Kafka Connect stores every value as a string)."""
+    """The Debezium Postgres connector's config (Kafka Connect stores every value as a string).
+
+    With `credentials_file` the login is a reference that Kafka Connect resolves
+    when it starts the connector (its FileConfigProvider, named `file`): the
+    stored config, which Connect's REST API returns, holds no password.
+    """
     names = spec.names
+    if credentials_file:
+        username = f"${{file:{credentials_file}:database.user}}"
+        password = f"${{file:{credentials_file}:database.password}}"
     return {
         "connector.class": "io.debezium.connector.postgresql.PostgresConnector",
         "tasks.max": "1",

@@ -58,6 +58,9 @@ class Settings:
     # A folder Trino reads (full-reload catalogs' logins, one file each, which the
     # operator writes): the login stays out of CREATE CATALOG's text. Unset: inline.
     trino_credentials_dir: str | None = None
+    # Likewise for Kafka Connect (its FileConfigProvider, named `file`): connectors'
+    # logins as files, so Connect's stored config (and REST API) holds a reference.
+    connect_credentials_dir: str | None = None
     namespaces: tuple[str, ...] = ()  # empty: every namespace
     metrics_port: int = 9090
     # This many failed runs in a row make LastRunSucceeded's reason RunsFailing
@@ -91,6 +94,7 @@ class Settings:
             trino_token_audience=e.get("TRINO_TOKEN_AUDIENCE") or TOKEN_AUDIENCE,
             trino_rules_file=e.get("TRINO_ACCESS_RULES_FILE") or None,
             trino_credentials_dir=e.get("TRINO_CREDENTIALS_DIR") or None,
+            connect_credentials_dir=e.get("CONNECT_CREDENTIALS_DIR") or None,
             trino_admins=tuple(
                 a.strip() for a in e.get("TRINO_ADMINS", "admin").split(",") if a.strip()
             ),

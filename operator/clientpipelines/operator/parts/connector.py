@@ -10,12 +10,16 @@ from __future__ import annotations
 
 import datetime as dt
 import time
+from pathlib import Path
 from typing import Any
 
+from clientpipelines.clients.errors import ServiceUnavailable
 from clientpipelines.clients.kafka_connect import ConnectorStatus, KafkaConnectClient, TaskState
 from clientpipelines.naming import LAKE_CATALOG
 from clientpipelines.operator import desired, preflight
 from clientpipelines.operator.parts.base import PartContext, PartResult, Removal
+from clientpipelines.operator.systems import Credentials
+from clientpipelines.trino_access import write_private
 
 # Failed connector tasks are restarted with exponential backoff, a bounded number
 # of times; after that the condition stays False for a person to look at.
@@ -35,13 +39,11 @@ def ensure(ctx: PartContext) -> PartResult:
     name = spec.names.connector
     recorded = ctx.status.get("connector") or {}
     creds = ctx.need_creds("the connector")
-    kafka_bootstrap = ctx.systems.settings.kafka_bootstrap
-    want = desired.build_connector_config(spec, creds.username, creds.password, kafka_bootstrap)
+    want, credentials_file, writes = _wanted_config(ctx, creds)
     live = connect.get_config(name)
     topics = desired.build_change_topics(spec)
     captured = _captured(recorded, live)
     backfill = _pending_backfill(recorded, captured, spec.tables, spec.snapshot_mode)
-    writes = []
     if desired.connector_config_differs(want, live):
         # Before the tables go into the publication: a problem here would otherwise
         # break the client's own writes (operator/preflight.py).
@@ -122,9 +124,55 @@ def ensure(ctx: PartContext) -> PartResult:
     }
     if last_restart:
         connector_status["lastRestartTime"] = last_restart
+    if credentials_file and status.state == "RUNNING":
+        # The connector runs on this login: files of earlier Secret versions go.
+        _delete_logins(ctx, keep=credentials_file)
     result.status = {"connector": connector_status}
     result.writes = writes
     return result
+
+
+def _wanted_config(
+    ctx: PartContext, creds: Credentials
+) -> tuple[dict[str, str], str | None, list[str]]:
+    """The connector's config, and where its login file is (written if it changed)."""
+    spec, settings = ctx.spec, ctx.systems.settings
+    credentials_file, writes = None, []
+    if settings.connect_credentials_dir:
+        credentials_file, text = desired.connector_credentials_file(
+            spec, settings.connect_credentials_dir, creds.username, creds.password, creds.version
+        )
+        if _write_private(Path(credentials_file), text):
+            writes.append(f"wrote {Path(credentials_file).name} (the connector's login)")
+    want = desired.build_connector_config(
+        spec,
+        creds.username,
+        creds.password,
+        settings.kafka_bootstrap,
+        credentials_file=credentials_file,
+    )
+    return want, credentials_file, writes
+
+
+def _write_private(path: Path, text: str) -> bool:
+    try:
+        return write_private(path, text)
+    except OSError as exc:
+        raise ServiceUnavailable("kafka-connect", f"writing the connector's login: {exc}") from exc
+
+
+def _delete_logins(ctx: PartContext, keep: str | None = None) -> bool:
+    """Delete the connector's login files (but `keep`); True once none is left."""
+    folder = ctx.systems.settings.connect_credentials_dir
+    if not folder:
+        return True
+    try:
+        for path in Path(folder).glob(f"{ctx.spec.names.connector}.*.properties"):
+            if str(path) != keep:
+                path.unlink(missing_ok=True)
+    except OSError as exc:
+        raise ServiceUnavailable("kafka-connect", f"deleting the connector's login: {exc}") from exc
+    return True
 
 
 def _write_config(
@@ -279,6 +327,7 @@ def remove(ctx: PartContext, removal: Removal) -> None:
         )
     # else no connector was ever recorded: no slot or publication of ours exists.
     if connector_gone:
+        removal.step(f"deleted the login files of {names.connector}", lambda: _delete_logins(ctx))
         removal.step("deleted topics", lambda: systems.kafka.delete_matching(names.owns_topic))
     else:
         removal.problem(f"topics {names.topic_prefix}.* kept until the connector is gone")
