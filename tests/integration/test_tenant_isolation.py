@@ -48,11 +48,13 @@ from devstack.wiring import unwire_client
 
 pytestmark = pytest.mark.integration
 
+ANALYST = "analyst-ana"
+
 
 class Tenant:
     """One client in a namespace of its own, onboarded through the operator."""
 
-    def __init__(self, api: client.ApiClient, stack: Stack) -> None:
+    def __init__(self, api: client.ApiClient, stack: Stack, readers: tuple[str, ...] = ()) -> None:
         self.api = api
         self.id = f"t{uuid.uuid4().hex[:8]}"
         self.names = ClientNames(self.id)
@@ -65,6 +67,8 @@ class Tenant:
         body = pipeline_body(
             self.id, self.source, secret=f"{self.id}-db", tables=["provider", "care_site"]
         )
+        if readers:
+            body["spec"]["access"] = {"readers": list(readers)}
         client.CustomObjectsApi(api).create_namespaced_custom_object(
             GROUP, VERSION, self.namespace, PLURAL, body
         )
@@ -109,7 +113,8 @@ def tenants(
 ) -> Iterator[tuple[Tenant, Tenant]]:
     made: list[Tenant] = []
     try:
-        made = [Tenant(kube_api, platform), Tenant(kube_api, platform)]
+        # B lets an analyst read its published tables.
+        made = [Tenant(kube_api, platform), Tenant(kube_api, platform, readers=(ANALYST,))]
         yield made[0], made[1]
     finally:
         for tenant in made:
@@ -210,6 +215,24 @@ def test_a_clients_runs_reach_its_own_data_and_nothing_of_another(
     # A does not see the statements of others (their text names other clients' tables).
     users = {row[0] for row in login.client().query('select "user" from system.runtime.queries')}
     assert users == {a.principal}
+
+    # B's reader (a certificate of the platform's CA, CN = the user) reads B's
+    # published tables, and nothing of A's or of B's pipeline.
+    cert = Stack().pki.issue(f"trino-{ANALYST}", common_name=ANALYST)
+    analyst = TrinoLogin(
+        endpoints.trino_host,
+        endpoints.trino_port,
+        scheme="https",
+        user=ANALYST,
+        ca_file=endpoints.trino_ca_file,
+        cert_file=str(cert.cert),
+        key_file=str(cert.key),
+    )
+    ((read,),) = analyst.client().query(f"select count(*) from {b_lake}")
+    assert read == 30
+    a_lake = f"lake.{a.names.lake_schema}.provider"
+    assert "Access Denied" in denied(analyst, f"select count(*) from {a_lake}")
+    assert "Access Denied" in denied(analyst, f"show schemas from {b.names.staging_catalog}")
 
     # The operator manages catalogs and reads no data.
     operator = endpoints.trino_login(TRINO_OPERATOR)

@@ -457,3 +457,8 @@ def test_with_a_credentials_folder_the_connector_config_holds_a_reference_not_th
     # restarts the connector, which then reads the new login.
     rotated, _ = desired.connector_credentials_file(spec(), "/creds", "reader", "n3w", "42")
     assert rotated != path
+
+
+def test_readers_come_from_spec_access_sorted() -> None:
+    assert spec().readers == ()
+    assert spec(access__readers=["zoe", "ana@example.com"]).readers == ("ana@example.com", "zoe")

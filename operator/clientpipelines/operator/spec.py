@@ -52,6 +52,8 @@ class PipelineSpec:
     failed_history: int
     active_deadline: int
     deletion_policy: str
+    # Trino users who may read the client's published tables (spec.access.readers).
+    readers: tuple[str, ...] = ()
 
     @property
     def names(self) -> ClientNames:
@@ -112,6 +114,7 @@ def parse_spec(name: str, namespace: str, spec: Mapping[str, Any]) -> PipelineSp
             failed_history=int(transform.get("failedJobsHistoryLimit", 3)),
             active_deadline=int(transform.get("activeDeadlineSeconds", 3600)),
             deletion_policy=spec.get("deletionPolicy", DEFAULT_DELETION_POLICY),
+            readers=tuple(sorted((spec.get("access") or {}).get("readers") or ())),
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise InvalidSpec(f"spec cannot be read: {type(exc).__name__}: {exc}") from exc

@@ -42,8 +42,12 @@ def _ensure_identity(ctx: PartContext) -> list[str]:
     rules = _rules(ctx)
     principal = spec.names.runner_principal(spec.namespace)
     try:
-        if rules is not None and rules.ensure(ClientGrant(spec.client_id, principal)):
-            writes.append(f"granted {principal} the catalogs of {spec.client_id} in Trino")
+        grant = ClientGrant(spec.client_id, principal, readers=spec.readers)
+        if rules is not None and rules.ensure(grant):
+            writes.append(
+                f"granted {principal} the catalogs of {spec.client_id} in Trino"
+                + (f", and {', '.join(spec.readers)} reading its tables" if spec.readers else "")
+            )
     except OSError as exc:
         raise ServiceUnavailable("trino", f"writing the access rules: {exc}") from exc
     return writes
