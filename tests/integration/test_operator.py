@@ -897,6 +897,10 @@ def test_delete_with_retain_policy_keeps_everything(
     assert all(parts_exist(services, c).values())
     assert slot_and_publication(endpoints, c) == (True, True)
     assert "Retained" in events_text(kube_api, namespace)
+    # The data stays; the access goes: the client's runner has no grant left in Trino.
+    rules = Path(endpoints.trino_rules_file).read_text().replace("\\", "")
+    assert c.names.runner_service_account not in rules
+    assert "withdrew the Trino grants" in events_text(kube_api, namespace)
     # Clean up by hand what Retain kept.
     services["connect"].delete(c.names.connector)
     for catalog in (c.names.cdc_catalog, c.names.staging_catalog):

@@ -10,7 +10,7 @@ from typing import Any, cast
 import kopf
 from kubernetes import client, config
 
-from clientpipelines.clients.errors import ServiceError
+from clientpipelines.clients.errors import ServiceError, ServiceUnavailable
 from clientpipelines.manifests import GROUP, LABEL_CLIENT, PLURAL, VERSION
 from clientpipelines.operator import lastrun, metrics, notify, reconcile, requests
 from clientpipelines.operator.policy import Claim
@@ -192,7 +192,18 @@ def on_delete(
         return
     metrics.forget(pipeline.namespace, pipeline.client_id)
     if not pipeline.deletes_outside_kubernetes:
-        kopf.info(body, reason="Retained", message=reconcile.retained(systems(), pipeline))
+        try:
+            revoked = reconcile.revoke(
+                systems(),
+                pipeline,
+                uid=str(meta["uid"]),
+                claims=_claims(str(meta["name"]), kwargs),
+            )
+        except ServiceUnavailable as exc:
+            kopf.warn(body, reason="CleanupIncomplete", message=str(exc))
+            raise kopf.TemporaryError(str(exc), delay=15) from exc
+        kept = reconcile.retained(systems(), pipeline)
+        kopf.info(body, reason="Retained", message=f"{kept}; {revoked}" if revoked else kept)
         return
     try:
         # Under the object's lock: a reconcile in flight finishes before removal starts.

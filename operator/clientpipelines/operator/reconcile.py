@@ -17,7 +17,15 @@ from typing import Any
 from clientpipelines.clients.errors import ServiceError, ServiceUnavailable
 from clientpipelines.operator import conditions, metrics, policy, slothealth
 from clientpipelines.operator.conditions import Condition
-from clientpipelines.operator.parts import PARTS, Part, PartContext, PartResult, guarded, remove_all
+from clientpipelines.operator.parts import (
+    PARTS,
+    Part,
+    PartContext,
+    PartResult,
+    cronjob,
+    guarded,
+    remove_all,
+)
 from clientpipelines.operator.policy import Claim, Refusal
 from clientpipelines.operator.spec import InvalidSpec, PipelineSpec, parse_spec
 from clientpipelines.operator.systems import (
@@ -233,6 +241,20 @@ def cleanup(
     if removal.problems:
         raise CleanupIncomplete("; ".join(removal.problems))
     return removal.done
+
+
+def revoke(
+    systems: Systems, pipeline: PipelineSpec, *, uid: str, claims: tuple[Claim, ...] = ()
+) -> str | None:
+    """deletionPolicy Retain keeps the data, not the access: the client's grants in
+    Trino are withdrawn (its runs stop with the CronJob). None when there were none
+    to withdraw (or the client id is another pipeline's)."""
+    first = policy.holder(claims)
+    rules = cronjob.rules_of(systems.settings)
+    if rules is None or (first is not None and first.uid != uid):
+        return None
+    cronjob.withdraw(rules, pipeline.client_id)
+    return f"withdrew the Trino grants of {pipeline.names.runner_principal(pipeline.namespace)}"
 
 
 def retained(systems: Systems, pipeline: PipelineSpec) -> str:

@@ -15,11 +15,16 @@ from typing import Any
 from clientpipelines.clients.errors import ServiceError, ServiceUnavailable
 from clientpipelines.operator import desired
 from clientpipelines.operator.parts.base import PartContext, PartResult, Removal
+from clientpipelines.operator.settings import Settings
 from clientpipelines.trino_access import ClientGrant, RulesFile
 
 
 def _rules(ctx: PartContext) -> RulesFile | None:
-    settings = ctx.systems.settings
+    return rules_of(ctx.systems.settings)
+
+
+def rules_of(settings: Settings) -> RulesFile | None:
+    """The Trino access rules the operator keeps (None: it keeps none)."""
     if not settings.trino_rules_file:
         return None
     return RulesFile(
@@ -122,7 +127,7 @@ def remove(ctx: PartContext, removal: Removal) -> None:
         if rules is not None:
             removal.step(
                 f"withdrew the Trino grants of {spec.names.runner_principal(spec.namespace)}",
-                lambda: _withdraw(rules, spec.client_id),
+                lambda: withdraw(rules, spec.client_id),
             )
 
 
@@ -131,7 +136,8 @@ def _owned(live: dict[str, Any], ctx: PartContext) -> bool:
     return any(o.get("uid") == ctx.owner.get("uid") for o in owners)
 
 
-def _withdraw(rules: RulesFile, client_id: str) -> bool:
+def withdraw(rules: RulesFile, client_id: str) -> bool:
+    """Withdraw the client's grants in Trino (its runs and readers); True when done."""
     try:
         rules.remove(client_id)
     except OSError as exc:
