@@ -13,9 +13,10 @@ import pytest
 from kubernetes import client, config
 
 from clientpipelines.clients.trino import TrinoClient
+from devstack import kubelet
 from devstack.controlplane import ControlPlane
 from devstack.stack import Endpoints, Stack
-from tests.platform_state import leftovers
+from tests.platform_state import credential_sightings, leftovers
 
 TIERS = ("unit", "integration", "acceptance")
 
@@ -53,7 +54,7 @@ def kube_api(control_plane: ControlPlane) -> Iterator[client.ApiClient]:
 
 
 @pytest.fixture(scope="session")
-def platform() -> Iterator[Stack]:
+def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     """The local platform stack, started once per session or reused if already running.
 
     A stack this fixture started is stopped at the end (its data is kept); one that
@@ -67,6 +68,13 @@ def platform() -> Iterator[Stack]:
         # Every test cleans up what it made in every system; what is left is a bug.
         left = {what: names for what, names in leftovers(stack.endpoints()).items() if names}
         assert not left, f"tests left client objects on the platform: {left}"
+        # No credential of the session shows in what the product writes or serves
+        # (the operators' and runs' logs are under this session's temporary folders).
+        logs = sorted(tmp_path_factory.getbasetemp().rglob("*.log"))
+        if kubelet._kubelet is not None:
+            logs += sorted(kubelet._kubelet.directory.glob("*.log"))
+        seen = credential_sightings(stack, logs)
+        assert not seen, f"credentials found: {seen}"
     finally:
         # Also when startup failed half-way: nothing this fixture started stays behind.
         if not was_running:

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 from kafka.admin import ConfigResource, ConfigResourceType, KafkaAdminClient
 
 from clientpipelines.clients.kafka_connect import KafkaConnectClient
 from clientpipelines.clients.nessie import NessieClient
 from clientpipelines.naming import LAKE_CATALOG, MAIN_BRANCH
-from devstack.stack import Endpoints
+from devstack.stack import Endpoints, Stack
 
 # What the stack itself provides; anything else was made for a client.
 PLATFORM_CATALOGS = frozenset({LAKE_CATALOG, "system"})
@@ -101,3 +104,42 @@ def s3_object(endpoints: Endpoints, uri: str) -> bytes | None:
         return None
     s3.delete_object(Bucket=bucket, Key=key)
     return body
+
+
+def credential_values(stack: Stack) -> dict[str, str]:
+    """Every credential made on this stack (clients' database logins, the platform's
+    own), by a name that is safe to print."""
+    values = {
+        f"client {path.stem}'s database password": str(json.loads(path.read_text())["password"])
+        for path in sorted((stack.directory / "clients").glob("*.json"))
+    }
+    platform = stack.credentials()
+    for key in ("postgres_password", "s3_secret_key", "trino_shared_secret"):
+        values[f"the platform's {key}"] = platform[key]
+    return values
+
+
+def credential_sightings(stack: Stack, logs: list[Path]) -> list[str]:
+    """Where a credential shows in what the product writes or serves: Trino's query
+    history, Kafka Connect's stored connector configs, the operator's, runners' and
+    services' logs (not the clients' own Postgres). Names the place and whose value,
+    never the value."""
+    secrets = credential_values(stack)
+    places: dict[str, str] = {}
+    ep = stack.endpoints()
+    history = ep.trino().query("select query_id, query from system.runtime.queries")
+    places.update({f"Trino query {qid}": str(text) for qid, text in history})
+    connect = KafkaConnectClient(ep.connect_url)
+    for name in connector_names(connect):
+        places[f"Kafka Connect config of {name}"] = json.dumps(connect.get_config(name))
+    service_logs = [stack.log(s) for s in ("trino", "connect", "kafka", "nessie", "s3proxy")]
+    trino_log = stack.logs_dir / "trino-server.log"
+    for path in [*service_logs, trino_log, *logs]:
+        if path.is_file():
+            places[str(path)] = path.read_text(errors="replace")
+    return sorted(
+        f"{whose} in {where}"
+        for where, text in places.items()
+        for whose, value in secrets.items()
+        if value and value in text
+    )
