@@ -7,8 +7,10 @@ can only reach that client's data, whatever SQL it sends. The principals:
 - the operator: create, list and drop clients' catalogs (`<id>_cdc`,
   `<id>_staging`, `<id>_src`), and nothing in them;
 - a client's runner, `system:serviceaccount:<namespace>:<id>-runner` (Trino
-  authenticates its ServiceAccount token): its own three catalogs, and reading
-  its own schemas in `lake` (publishing is a Nessie merge, not a Trino write);
+  authenticates its ServiceAccount token): its own schemas in its staging
+  catalog (the lake on its branch, where every client's schemas also are),
+  reading its kafka or postgres catalog, and reading its own schemas in `lake`
+  (publishing is a Nessie merge, not a Trino write);
 - a client's readers (analysts, granted per client): reading its schemas in `lake`;
 - anyone authenticated: their own queries, and `system` metadata that Trino
   itself filters by these rules.
@@ -67,17 +69,23 @@ class ClientGrant:
 
 def _client_rules(grant: ClientGrant) -> dict[str, list[dict[str, Any]]]:
     names = ClientNames(grant.client_id)
-    own = _exactly(*names.client_catalogs)
+    # The staging catalog is the whole lake on the client's branch (reset to main
+    # each run), so other clients' schemas are in it too: the runner owns only its
+    # own schemas there. The kafka and postgres catalogs hold only its own source.
+    staging = re.escape(names.staging_catalog)
+    sources = _exactly(names.cdc_catalog, names.source_catalog)
     lake = _exactly(*names.lake_schemas)
     runner = _exactly(grant.runner)
     rules: dict[str, list[dict[str, Any]]] = {
         "catalogs": [
-            {"user": runner, "catalog": own, "allow": "all"},
+            {"user": runner, "catalog": staging, "allow": "all"},
+            {"user": runner, "catalog": sources, "allow": "read-only"},
             {"user": runner, "catalog": re.escape(LAKE_CATALOG), "allow": "read-only"},
         ],
-        "schemas": [{"user": runner, "catalog": own, "owner": True}],
+        "schemas": [{"user": runner, "catalog": staging, "schema": lake, "owner": True}],
         "tables": [
-            {"user": runner, "catalog": own, "privileges": ALL_PRIVILEGES},
+            {"user": runner, "catalog": staging, "schema": lake, "privileges": ALL_PRIVILEGES},
+            {"user": runner, "catalog": sources, "privileges": ["SELECT"]},
             {
                 "user": runner,
                 "catalog": re.escape(LAKE_CATALOG),

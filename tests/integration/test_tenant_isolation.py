@@ -182,7 +182,9 @@ def test_a_clients_runs_reach_its_own_data_and_nothing_of_another(
         wait_ready(kube_api, tenant.namespace, tenant.id)
     # Each run is the Pod of the client's CronJob, with its projected token: no
     # platform credential is in it, and it publishes as before.
-    for tenant in (a, b):
+    # B first: A's run then resets A's staging branch to a main that holds B's
+    # tables, so B's data is in A's staging catalog too (below: out of A's reach).
+    for tenant in (b, a):
         assert (
             run_pipeline_once(kube_api, control_plane.kubeconfig, tenant.id, tenant.namespace) == 0
         )
@@ -207,6 +209,14 @@ def test_a_clients_runs_reach_its_own_data_and_nothing_of_another(
     for catalog in (b.names.staging_catalog, b.names.cdc_catalog):
         assert "Access Denied" in denied(login, f"show schemas from {catalog}")
     assert "Access Denied" in denied(login, f"drop catalog {b.names.cdc_catalog}")
+    # A's staging catalog is the whole lake on A's branch: B's schemas are there,
+    # and out of A's reach (a change there would be merged into B's tables).
+    b_in_a = f"{a.names.staging_catalog}.{b.names.lake_schema}"
+    ((there,),) = admin.query(f"select count(*) from {b_in_a}.provider")
+    assert there == 30
+    assert "Access Denied" in denied(login, f"select count(*) from {b_in_a}.provider")
+    assert "Access Denied" in denied(login, f"create table {b_in_a}.sneak as select 1 as x")
+    assert "Access Denied" in denied(login, f"drop table {b_in_a}.provider")
     # A's own data is read-only in `lake`: publishing is a Nessie merge of a
     # tested staging branch, never a write around it.
     assert "Access Denied" in denied(

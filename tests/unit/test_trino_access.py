@@ -45,12 +45,21 @@ def table(user: str, cat: str, schema: str) -> list[str]:
 
 
 def test_a_runner_reaches_its_own_catalogs_and_reads_its_own_lake_schemas() -> None:
-    for own in ("acme_cdc", "acme_staging", "acme_src"):
-        assert catalog(A.runner, own) == "all"
-        assert "INSERT" in table(A.runner, own, "acme")
+    assert catalog(A.runner, "acme_staging") == "all"
+    for own in ("acme", "acme_elementary"):
+        assert "INSERT" in table(A.runner, "acme_staging", own)
+    for source in ("acme_cdc", "acme_src"):
+        assert catalog(A.runner, source) == "read-only"
+        assert table(A.runner, source, "public") == ["SELECT"]
     assert catalog(A.runner, "lake") == "read-only"
     assert table(A.runner, "lake", "acme") == ["SELECT"]
     assert table(A.runner, "lake", "acme_elementary") == ["SELECT"]
+
+
+def test_another_clients_schemas_in_the_runners_own_staging_catalog_are_out_of_reach() -> None:
+    """Staging is the lake on the client's branch: every client's schemas are there."""
+    assert table(A.runner, "acme_staging", "b_health") == []
+    assert _first("schemas", A.runner, catalog="acme_staging", schema="b_health") is None
 
 
 def test_a_runner_reaches_nothing_of_another_client() -> None:
