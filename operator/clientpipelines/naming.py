@@ -20,6 +20,9 @@ MAX_CLIENT_ID_LENGTH = 52 - len(CRONJOB_SUFFIX)  # 43
 CLIENT_ID_PATTERN = r"^[a-z]([-a-z0-9]*[a-z0-9])?$"
 _CLIENT_ID_RE = re.compile(CLIENT_ID_PATTERN)
 
+# dbt names Elementary's schema `<target schema>_elementary` (its `+schema: elementary`).
+ELEMENTARY_SUFFIX = "_elementary"
+
 # The platform's catalog: Iceberg on the Nessie branch analysts read.
 LAKE_CATALOG = "lake"
 MAIN_BRANCH = "main"
@@ -43,6 +46,13 @@ def validate_client_id(client_id: str) -> str:
         raise InvalidClientId(
             f"client id {client_id!r} must be a DNS-1123 label starting with a letter: "
             "lower-case letters, digits and '-', not ending with '-'"
+        )
+    suffix = ELEMENTARY_SUFFIX.replace("_", "-")
+    if client_id.endswith(suffix):
+        # Its lake schema would be another client's Elementary schema.
+        raise InvalidClientId(
+            f"client id {client_id!r} may not end with '{suffix}': its schema would be "
+            f"the Elementary schema of client {client_id.removesuffix(suffix)!r}"
         )
     return client_id
 
@@ -121,7 +131,7 @@ class ClientNames:
     @property
     def elementary_schema(self) -> str:
         """Elementary's results: dbt names `+schema: elementary` `<target schema>_elementary`."""
-        return f"{self.lake_schema}_elementary"
+        return f"{self.lake_schema}{ELEMENTARY_SUFFIX}"
 
     # Nessie
     @property

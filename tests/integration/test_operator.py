@@ -1019,6 +1019,11 @@ INVALID: list[tuple[str, Callable[[dict[str, Any]], None], str]] = [
     ),
     ("an over-long name", lambda b: b["metadata"].update(name="a" * 44), "metadata.name"),
     (
+        "a name whose schema is another client's Elementary schema",
+        lambda b: b["metadata"].update(name="acme-elementary"),
+        "metadata.name",
+    ),
+    (
         "an unknown mode",
         lambda b: b["spec"]["ingestion"].update(mode="batch"),
         "spec.ingestion.mode",

@@ -45,6 +45,7 @@ def test_longest_client_id_fits_every_system_limit() -> None:
         ("acme_health", "DNS-1123"),
         ("acme-", "DNS-1123"),
         ("1acme", "DNS-1123"),
+        ("acme-elementary", "Elementary schema of client 'acme'"),
     ],
 )
 def test_bad_client_ids_are_refused_with_the_reason(client_id: str, reason: str) -> None:
