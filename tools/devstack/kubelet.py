@@ -21,6 +21,7 @@ import base64
 import contextlib
 import datetime as dt
 import os
+import shutil
 import signal
 import ssl
 import subprocess
@@ -349,7 +350,8 @@ def run_job(
     env = {**os.environ, **resolve_env(core, namespace, container, pod), **(extra_env or {})}
     # Projected ServiceAccount tokens, as a kubelet mounts them: here in a folder of
     # their own, and variables naming a path under the mount point follow it there.
-    for mount, folder in project_tokens(core, pod, container).items():
+    tokens = project_tokens(core, pod, container)
+    for mount, folder in tokens.items():
         env = {
             k: folder + v[len(mount) :] if v.startswith(mount + "/") else v for k, v in env.items()
         }
@@ -376,6 +378,8 @@ def run_job(
     # The kubelet keeps at most 4096 bytes.
     message = message_file.read_bytes()[:TERMINATION_LOG_LIMIT].decode(errors="ignore")
     message_file.unlink()
+    for folder in tokens.values():  # a kubelet unmounts them with the Pod
+        shutil.rmtree(folder, ignore_errors=True)
     _report(
         core,
         pod,

@@ -216,6 +216,13 @@ class CatalogSpec:
         return hashlib.sha256(material).hexdigest()[:16]
 
 
+def catalog_login_path(spec: PipelineSpec, settings: Settings) -> str | None:
+    """Where Trino reads the client's postgres catalog's login (None: inline)."""
+    if not settings.trino_credentials_dir:
+        return None
+    return f"{settings.trino_credentials_dir.rstrip('/')}/{spec.names.source_catalog}.properties"
+
+
 def java_properties(values: Mapping[str, str]) -> str:
     """`values` as a Java properties file (what Trino's credential files are)."""
 
@@ -273,7 +280,7 @@ def build_catalogs(
         if settings.trino_credentials_dir:
             # Trino's JDBC connectors read the login from a file (credential-provider
             # FILE), so the statement names only the file.
-            path = f"{settings.trino_credentials_dir.rstrip('/')}/{names.source_catalog}.properties"
+            path = str(catalog_login_path(spec, settings))
             credentials_file = (path, java_properties(login))
             login = {"credential-provider.type": "FILE", "connection-credential-file": path}
         catalogs[names.source_catalog] = CatalogSpec(

@@ -81,6 +81,12 @@ class Settings:
         namespaces = tuple(n for n in e.get("WATCH_NAMESPACES", "").split(",") if n)
         _get(e, "TRINO_HOST")
         trino = TrinoLogin.from_env(e, user="clientpipelines-operator")
+        for name, path in (
+            ("TRINO_CA_FILE", trino.ca_file),
+            ("TRINO_CLIENT_KEY_FILE", trino.key_file),
+        ):
+            if path and not os.access(path, os.R_OK):
+                raise RuntimeError(f"{name}: {path} cannot be read")
         return cls(
             connect_url=_get(e, "CONNECT_URL"),
             nessie_url=_get(e, "NESSIE_URL"),

@@ -103,13 +103,9 @@ class Run:
         self.options = options
         self.names = config.names
         self.nessie = NessieClient(config.nessie_url)
-        scratch = Path(tempfile.mkdtemp(prefix="trino-"))
-        login = config.trino_login(os.environ, scratch)
-        self.trino = login.client()
-        # dbt runs in this process and edr beside it: their profiles read the
-        # connection from the environment (the token itself, for a JWT login).
-        os.environ.update(login.dbt_env())
-        os.environ.update(login.requests_env(scratch))
+        self.scratch = Path(tempfile.mkdtemp(prefix="trino-"))
+        self.login = config.trino_login(os.environ, self.scratch)
+        self.trino = self.login.client()
         self.summary: list[str] = []
         # What the operator learns from the termination message (names, never rows).
         self.failed: list[str] = []
@@ -310,6 +306,13 @@ class Run:
     def execute(self) -> int:
         c, o = self.config, self.options
         _say(f"pipeline run {o.run_id} for client {c.client_id} ({c.ingestion_mode})")
+        try:
+            # dbt runs in this process and edr beside it: their profiles read the
+            # connection from the environment (the token itself, for a JWT login).
+            os.environ.update(self.login.dbt_env())
+            os.environ.update(self.login.requests_env(self.scratch))
+        except (OSError, ValueError) as exc:
+            raise RunFailed(EXIT_CONFIG, f"no login for Trino: {exc}") from exc
         lock = run_lock(
             self.nessie,
             self.names.run_lock_branch,

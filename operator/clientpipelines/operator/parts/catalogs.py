@@ -48,6 +48,10 @@ def ensure(ctx: PartContext) -> PartResult:
         if name not in wanted and name in live:
             trino.drop_catalog(name)
             writes.append(f"dropped catalog {name} (not used in mode {spec.mode})")
+    login = _login_file(ctx)
+    if login is not None and spec.names.source_catalog not in wanted and login.exists():
+        _delete(login)  # the postgres catalog is gone: so is the login it read
+        writes.append(f"deleted {login.name} (not used in mode {spec.mode})")
     return PartResult(
         True,
         "CatalogsExist",
@@ -66,10 +70,15 @@ def remove(ctx: PartContext, removal: Removal) -> None:
     trino = ctx.systems.trino
     for catalog in desired.owned_catalog_names(ctx.spec.client_id):
         removal.step(f"dropped catalog {catalog}", partial(trino.drop_catalog, catalog))
-    folder = ctx.systems.settings.trino_credentials_dir
-    if folder:
-        path = Path(folder) / f"{ctx.spec.names.source_catalog}.properties"
+    path = _login_file(ctx)
+    if path is not None:
         removal.step(f"deleted {path.name} (the catalog's login)", partial(_delete, path))
+
+
+def _login_file(ctx: PartContext) -> Path | None:
+    """Where the client's postgres catalog reads its login (None: inline)."""
+    path = desired.catalog_login_path(ctx.spec, ctx.systems.settings)
+    return None if path is None else Path(path)
 
 
 def _write_credentials(path: str, text: str) -> bool:
