@@ -369,9 +369,9 @@ def operator_env(
         # authorizes with (a cluster's operator writes a ConfigMap Trino mounts).
         "TRINO_ACCESS_RULES_FILE": ep.trino_rules_file,
         # Full-reload catalogs' logins, as files Trino reads (not in CREATE CATALOG).
-        "TRINO_CREDENTIALS_DIR": str(
-            Path(ep.trino_rules_file).parent.with_name("trino-credentials")
-        ),
+        "TRINO_CREDENTIALS_DIR": ep.trino_credentials_dir,
+        # Connectors' logins, as files Kafka Connect reads (not in their configs).
+        "CONNECT_CREDENTIALS_DIR": ep.connect_credentials_dir,
         "TRINO_ADMINS": TRINO_ADMIN,
         "KAFKA_BOOTSTRAP": ep.kafka_bootstrap,
         # The staging catalogs are the lake on another branch: the operator sets the ref.
