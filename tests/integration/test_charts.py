@@ -38,7 +38,7 @@ CLUSTER_KINDS = {
 }
 
 
-def helm(*args: str, kubeconfig: Path | None = None) -> str:
+def helm(*args: str, kubeconfig: Path | None = None, stdin: str | None = None) -> str:
     env = {
         **os.environ,
         "HELM_CACHE_HOME": "/tmp/helm-cache",
@@ -49,6 +49,7 @@ def helm(*args: str, kubeconfig: Path | None = None) -> str:
     result = subprocess.run(
         [str(helm_build().paths()["helm"]), *args],
         env=env,
+        input=stdin,
         capture_output=True,
         text=True,
         check=False,
@@ -399,16 +400,60 @@ def argocd_crds(control_plane: ControlPlane) -> None:
 def test_argocd_manifests_pass_server_side_dry_run(
     argocd_crds: None, control_plane: ControlPlane
 ) -> None:
-    files = sorted((REPO_ROOT / "argocd" / "bootstrap").glob("*.yaml")) + sorted(
-        (REPO_ROOT / "argocd" / "apps").glob("*.yaml")
-    )
-    docs = [d for f in files for d in yaml.safe_load_all(f.read_text()) if d]
-    kinds = {d["kind"] for d in docs}
-    assert kinds == {"Application", "ApplicationSet", "AppProject"}
-    server_dry_run(control_plane, docs)
-    # The root Application does not sync the folder it lives in.
-    root = yaml.safe_load((REPO_ROOT / "argocd/bootstrap/root.yaml").read_text())
+    repo = "file:///srv/git/clientpipelines.git"
+    root_docs = [
+        d
+        for d in yaml.safe_load_all(
+            helm(
+                "template",
+                "root",
+                str(REPO_ROOT / "argocd" / "bootstrap"),
+                "-n",
+                "argocd",
+                "--set",
+                f"repoURL={repo}",
+                "--set",
+                "revision=v9",
+            )
+        )
+        if d
+    ]
+    (root,) = root_docs
+    # The root renders the app-of-apps chart with the same repository and revision,
+    # and does not sync the folder it lives in.
     assert root["spec"]["source"]["path"] == "argocd/apps"
+    apps_values = root["spec"]["source"]["helm"]["valuesObject"]
+    assert (apps_values["repoURL"], apps_values["revision"]) == (repo, "v9")
+    apps = [
+        d
+        for d in yaml.safe_load_all(
+            helm(
+                "template",
+                "apps",
+                str(REPO_ROOT / "argocd" / "apps"),
+                "-n",
+                "argocd",
+                "--values",
+                "-",
+                stdin=yaml.safe_dump(apps_values),
+            )
+        )
+        if d
+    ]
+    kinds = {d["kind"] for d in apps}
+    assert kinds == {"Application", "ApplicationSet", "AppProject"}
+    server_dry_run(control_plane, [root, *apps])
+    # Written once: every source of ours is the given repository and revision.
+    text = yaml.safe_dump_all(apps)
+    assert "example.com" not in text
+    for app in (d for d in apps if d["kind"] == "Application"):
+        for source in app["spec"].get("sources") or [app["spec"]["source"]]:
+            if "chart" not in source:
+                assert (source["repoURL"], source["targetRevision"]) == (repo, "v9")
+    # Removing a client's folder deletes its Application, never its ClientPipeline.
+    (clients,) = [d for d in apps if d["kind"] == "ApplicationSet"]
+    assert clients["spec"]["syncPolicy"]["preserveResourcesOnDeletion"] is True
+    assert clients["spec"]["template"]["metadata"]["name"] == "client-{{ .path.basename }}"
 
 
 def test_every_client_renders_to_a_valid_clientpipeline(
@@ -430,6 +475,9 @@ def test_every_client_renders_to_a_valid_clientpipeline(
         docs = [d for d in yaml.safe_load_all(rendered) if d]
         assert [d["kind"] for d in docs] == ["ClientPipeline"]
         assert docs[0]["metadata"]["name"] == values.parent.name
+        # ArgoCD neither prunes it nor deletes it with its Application.
+        options = docs[0]["metadata"]["annotations"]["argocd.argoproj.io/sync-options"]
+        assert set(options.split(",")) == {"Prune=false", "Delete=false"}
         docs[0]["metadata"]["namespace"] = "clients"
         server_dry_run(control_plane, docs)
 

@@ -5,7 +5,6 @@ terraform {
   required_version = ">= 1.6.0"
   required_providers {
     helm       = { source = "hashicorp/helm", version = "~> 2.17" }
-    kubernetes = { source = "hashicorp/kubernetes", version = "~> 2.36" }
   }
 }
 
@@ -33,10 +32,6 @@ provider "helm" {
   }
 }
 
-provider "kubernetes" {
-  config_path    = var.kubeconfig
-  config_context = var.kube_context
-}
 
 module "bootstrap" {
   source   = "../../modules/argocd-bootstrap"

@@ -6,7 +6,6 @@ terraform {
   required_providers {
     kind       = { source = "tehcyx/kind", version = "~> 0.9" }
     helm       = { source = "hashicorp/helm", version = "~> 2.17" }
-    kubernetes = { source = "hashicorp/kubernetes", version = "~> 2.36" }
   }
 }
 
@@ -36,12 +35,6 @@ provider "helm" {
   }
 }
 
-provider "kubernetes" {
-  host                   = kind_cluster.this.endpoint
-  cluster_ca_certificate = kind_cluster.this.cluster_ca_certificate
-  client_certificate     = kind_cluster.this.client_certificate
-  client_key             = kind_cluster.this.client_key
-}
 
 module "bootstrap" {
   source   = "../../modules/argocd-bootstrap"

@@ -37,32 +37,19 @@ resource "helm_release" "argocd" {
   ], var.argocd_values)
 }
 
-# The root Application (app-of-apps): everything else comes from git.
-resource "kubernetes_manifest" "root" {
+# The root Application (app-of-apps): everything else comes from git. A Helm
+# release of argocd/bootstrap after Argo CD's own, as the ecosystem does (argocd-apps):
+# unlike a kubernetes_manifest it needs no Application CRD when it is planned, so one
+# apply installs both on a fresh cluster.
+resource "helm_release" "root" {
   depends_on = [helm_release.argocd]
 
-  manifest = {
-    apiVersion = "argoproj.io/v1alpha1"
-    kind       = "Application"
-    metadata = {
-      name       = "clientpipelines-root"
-      namespace  = var.namespace
-      finalizers = ["resources-finalizer.argocd.argoproj.io"]
-    }
-    spec = {
-      project = "default"
-      source = {
-        repoURL        = var.repo_url
-        targetRevision = var.target_revision
-        path           = "argocd/apps"
-      }
-      destination = {
-        server    = "https://kubernetes.default.svc"
-        namespace = var.namespace
-      }
-      syncPolicy = {
-        automated = { prune = true, selfHeal = true }
-      }
-    }
-  }
+  name      = "clientpipelines-root"
+  namespace = var.namespace
+  chart     = "${path.module}/../../../argocd/bootstrap"
+
+  values = [yamlencode({
+    repoURL  = var.repo_url
+    revision = var.target_revision
+  })]
 }

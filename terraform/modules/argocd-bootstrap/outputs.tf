@@ -5,5 +5,6 @@ output "argocd_namespace" {
 
 output "root_application" {
   description = "Name of the root (app-of-apps) Application."
-  value       = kubernetes_manifest.root.manifest.metadata.name
+  # The root chart's one object (argocd/bootstrap/templates/root.yaml).
+  value       = "clientpipelines-root"
 }

@@ -6,9 +6,5 @@ terraform {
       source  = "hashicorp/helm"
       version = "~> 2.17"
     }
-    kubernetes = {
-      source  = "hashicorp/kubernetes"
-      version = "~> 2.36"
-    }
   }
 }
