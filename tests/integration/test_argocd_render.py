@@ -1,0 +1,379 @@
+"""Every platform Application rendered as Argo CD renders it: its pinned upstream chart
+(the packaged charts beside the repository) with its values from argocd/values, or
+our own chart; then checked for the effect the README promises, and server-side
+dry-run against a control plane holding the upstream CRDs.
+
+The real sync by a real Argo CD is tests/acceptance/test_argocd.py.
+"""
+
+from __future__ import annotations
+
+import configparser
+import io
+import tarfile
+from collections.abc import Iterator
+from functools import cache
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+import pytest
+import yaml
+
+from devstack.controlplane import ControlPlane
+from devstack.paths import REPO_ROOT
+from tests.integration.test_charts import PROMETHEUS_CRDS, established, helm, kubectl
+
+CHART_REPOSITORY = REPO_ROOT.parent / "shared" / "helm-charts"
+pytestmark = pytest.mark.skipif(
+    not (CHART_REPOSITORY / "index.yaml").is_file(),
+    reason=f"the pinned upstream charts are expected in {CHART_REPOSITORY} (shared data)",
+)
+APPS_CHART = REPO_ROOT / "argocd" / "apps"
+REPO_URL = "file:///srv/git/clientpipelines.git"
+
+
+@cache
+def applications() -> dict[str, dict[str, Any]]:
+    """The app-of-apps chart rendered with its defaults and our repository URL."""
+    docs = yaml.safe_load_all(
+        helm("template", "root", str(APPS_CHART), "-n", "argocd", "--set", f"repoURL={REPO_URL}")
+    )
+    return {d["metadata"]["name"]: d for d in docs if d and d["kind"] == "Application"}
+
+
+def apps_chart_objects() -> list[dict[str, Any]]:
+    docs = yaml.safe_load_all(
+        helm("template", "root", str(APPS_CHART), "-n", "argocd", "--set", f"repoURL={REPO_URL}")
+    )
+    return [d for d in docs if d]
+
+
+def _values_path(ref: str, source_path: str | None) -> Path:
+    if ref.startswith("$values/"):
+        return REPO_ROOT / ref.removeprefix("$values/")
+    assert source_path is not None, ref
+    return (REPO_ROOT / source_path / ref).resolve()
+
+
+def chart_of(app: dict[str, Any]) -> tuple[str, list[Path], str]:
+    """(chart: a packaged upstream chart or our folder, value files, release name)."""
+    spec = app["spec"]
+    sources = spec.get("sources") or [spec["source"]]
+    main = next(s for s in sources if "ref" not in s)
+    helm_opts = main.get("helm") or {}
+    if "chart" in main:
+        chart = str(CHART_REPOSITORY / f"{main['chart']}-{main['targetRevision']}.tgz")
+        path = None
+    else:
+        assert main["repoURL"] == REPO_URL
+        chart = str(REPO_ROOT / main["path"])
+        path = main["path"]
+    values = [_values_path(v, path) for v in helm_opts.get("valueFiles") or []]
+    return chart, values, helm_opts.get("releaseName") or app["metadata"]["name"]
+
+
+@cache
+def rendered(name: str) -> list[dict[str, Any]]:
+    """What Application `name` deploys, as Argo CD renders it (CRDs included)."""
+    app = applications()[name]
+    chart, values, release = chart_of(app)
+    args = ["template", release, chart, "-n", app["spec"]["destination"]["namespace"]]
+    args += ["--include-crds"]
+    for v in values:
+        args += ["-f", str(v)]
+    return [d for d in yaml.safe_load_all(helm(*args)) if d]
+
+
+def platform_apps() -> list[str]:
+    return sorted(n for n in applications() if n.startswith("platform-"))
+
+
+def one(docs: list[dict[str, Any]], kind: str, name: str | None = None) -> dict[str, Any]:
+    found = [
+        d for d in docs if d["kind"] == kind and (name is None or d["metadata"]["name"] == name)
+    ]
+    assert len(found) == 1, f"{kind} {name or ''}: found {len(found)}"
+    return found[0]
+
+
+def properties(text: str) -> dict[str, str]:
+    parser = configparser.ConfigParser(interpolation=None, delimiters=("=",))
+    parser.optionxform = str  # type: ignore[assignment, method-assign]
+    parser.read_string("[p]\n" + text)
+    return dict(parser["p"])
+
+
+def chart_defaults(tgz: str) -> dict[str, Any]:
+    with tarfile.open(tgz) as tar:
+        member = next(m for m in tar.getmembers() if m.name.count("/") == 1 and
+                      m.name.endswith("/values.yaml"))  # fmt: skip
+        data = tar.extractfile(member)
+        assert data is not None
+        return yaml.safe_load(io.TextIOWrapper(data, encoding="utf-8")) or {}
+
+
+def unknown_keys(ours: Any, defaults: Any, path: str = "") -> list[str]:
+    """Keys of `ours` the chart's defaults do not have. A map the chart leaves empty
+    or fills with plain values (e.g. `catalogs`, `accessControl`) takes any key."""
+    if not isinstance(ours, dict) or not isinstance(defaults, dict):
+        return []
+    free_form = not defaults or all(not isinstance(v, dict | list) for v in defaults.values())
+    missing = []
+    for key, value in ours.items():
+        if key in defaults:
+            missing += unknown_keys(value, defaults[key], f"{path}{key}.")
+        elif not free_form:
+            missing.append(f"{path}{key}")
+    return missing
+
+
+@pytest.mark.parametrize("name", ["platform-trino", "platform-nessie", "platform-minio",
+                                  "platform-strimzi", "platform-cloudnative-pg"])  # fmt: skip
+def test_every_value_key_exists_in_its_pinned_chart(name: str) -> None:
+    """A key the pinned chart does not have is silently ignored by Helm (it was how
+    `coordinator.additionalConfigProperties` left dynamic catalogs off)."""
+    assert name in platform_apps()
+    chart, values, _ = chart_of(applications()[name])
+    defaults = chart_defaults(chart)
+    for path in values:
+        ours = yaml.safe_load(path.read_text()) or {}
+        assert unknown_keys(ours, defaults) == [], f"{path.name}: not in {Path(chart).name}"
+
+
+def test_trino_has_dynamic_catalogs_in_a_persistent_store_tls_tokens_and_access_rules() -> None:
+    docs = rendered("platform-trino")
+    coordinator = one(docs, "Deployment", "trino-coordinator")
+    config_maps = {d["metadata"]["name"]: d["data"] for d in docs if d["kind"] == "ConfigMap"}
+    config = properties(config_maps["trino-coordinator"]["config.properties"])
+    worker = properties(config_maps["trino-worker"]["config.properties"])
+    # Dynamic catalogs on every node; the coordinator's store is a file store.
+    assert config["catalog.management"] == worker["catalog.management"] == "dynamic"
+    assert config["catalog.store"] == "file"
+    store = properties(config_maps["trino-coordinator"]["catalog-store.properties"])
+    store_dir = store["catalog.config-dir"]
+    # HTTPS with client certificates and ServiceAccount tokens; no password over
+    # plain HTTP, which carries only the nodes' traffic (shared secret on each).
+    assert config["http-server.https.enabled"] == "true"
+    assert config["http-server.authentication.type"] == "CERTIFICATE,JWT"
+    assert config["http-server.authentication.allow-insecure-over-http"] == "false"
+    assert config["http-server.authentication.jwt.required-audience"] == "trino"
+    assert config["internal-communication.shared-secret"].startswith("${ENV:")
+    assert (
+        worker["internal-communication.shared-secret"]
+        == (config["internal-communication.shared-secret"])
+    )
+    # File access control, re-read every second, from the operator's rules.
+    access = properties(config_maps["trino-coordinator"]["access-control.properties"])
+    assert access["access-control.name"] == "file"
+    assert access["security.refresh-period"] == "1s"
+
+    pod = coordinator["spec"]["template"]["spec"]
+    volumes = {v["name"]: v for v in pod["volumes"]}
+
+    def claim_at(container: dict[str, Any], folder: str) -> str:
+        """The claim mounted at `folder` or above it in `container`."""
+        mounts = [m for m in container["volumeMounts"] if folder.startswith(m["mountPath"])]
+        assert mounts, f"nothing mounted at {folder} in {container['name']}"
+        mount = max(mounts, key=lambda m: len(m["mountPath"]))
+        return str(volumes[mount["name"]]["persistentVolumeClaim"]["claimName"])
+
+    (trino,) = pod["containers"][:1]
+    for container in pod["containers"] + pod.get("initContainers", []):
+        paths = [m["mountPath"] for m in container["volumeMounts"]]
+        assert len(paths) == len(set(paths)), f"{container['name']} mounts a path twice"
+    store_claim = claim_at(trino, store_dir)
+    rules_claim = claim_at(trino, access["security.config-file"])
+    # The store is seeded with the chart's catalogs (the lake) before Trino starts.
+    (seed,) = pod["initContainers"]
+    assert claim_at(seed, store_dir) == store_claim
+    # Both claims exist: the platform chart creates them.
+    platform = rendered("platform-resources")
+    claims = {d["metadata"]["name"]: d for d in platform if d["kind"] == "PersistentVolumeClaim"}
+    assert store_claim in claims
+    assert claims[rules_claim]["spec"]["accessModes"] == ["ReadWriteMany"]
+    # The operator writes the rules file on that same claim.
+    operator = operator_env()
+    assert operator["TRINO_ACCESS_RULES_FILE"] == access["security.config-file"]
+    assert operator_claim() == rules_claim
+
+
+def operator_deployment() -> dict[str, Any]:
+    return one(rendered("clientpipeline-operator"), "Deployment")
+
+
+def operator_env() -> dict[str, str]:
+    (container,) = operator_deployment()["spec"]["template"]["spec"]["containers"]
+    return {e["name"]: e["value"] for e in container["env"] if "value" in e}
+
+
+def operator_claim() -> str:
+    volumes = operator_deployment()["spec"]["template"]["spec"]["volumes"]
+    (claim,) = [v["persistentVolumeClaim"]["claimName"] for v in volumes
+                if "persistentVolumeClaim" in v]  # fmt: skip
+    return str(claim)
+
+
+def services_deployed() -> set[tuple[str, str, int]]:
+    """(name, namespace, port) of every Service the platform renders, and of those
+    the Strimzi operator creates from the Kafka and KafkaConnect resources."""
+    found: set[tuple[str, str, int]] = set()
+    for name, app in applications().items():
+        namespace = app["spec"]["destination"]["namespace"]
+        for d in rendered(name):
+            if d["kind"] == "Service":
+                for port in d["spec"]["ports"]:
+                    found.add((d["metadata"]["name"], namespace, int(port["port"])))
+            if d["kind"] == "Kafka":
+                # Strimzi: <cluster>-kafka-bootstrap, port per listener.
+                for listener in d["spec"]["kafka"]["listeners"]:
+                    found.add((f"{d['metadata']['name']}-kafka-bootstrap", namespace,
+                               int(listener["port"])))  # fmt: skip
+            if d["kind"] == "KafkaConnect":
+                found.add((f"{d['metadata']['name']}-connect-api", namespace, 8083))
+    return found
+
+
+def test_every_service_the_operator_is_configured_with_is_deployed() -> None:
+    """The operator's addresses are the Services the platform Applications create
+    (release names fixed: chart defaults would have made them platform-trino-trino)."""
+    env = operator_env()
+    catalog = yaml.safe_load(env["ICEBERG_CATALOG_PROPERTIES"])
+    addresses = {
+        "CONNECT_URL": env["CONNECT_URL"],
+        "NESSIE_URL": env["NESSIE_URL"],
+        "TRINO": f"https://{env['TRINO_HOST']}:{env['TRINO_PORT']}",
+        "KAFKA_BOOTSTRAP": f"kafka://{env['KAFKA_BOOTSTRAP']}",
+        "catalog nessie": catalog["iceberg.nessie-catalog.uri"],
+        "catalog s3": catalog["s3.endpoint"],
+    }
+    deployed = services_deployed()
+    for what, url in addresses.items():
+        parsed = urlparse(url)
+        host = parsed.hostname or ""
+        assert host.endswith(".svc"), f"{what}: {url}"
+        service, namespace = host.split(".")[:2]
+        assert (service, namespace, parsed.port) in deployed, f"{what}: {url} is deployed by none"
+    # Over https the operator authenticates by its certificate.
+    assert env["TRINO_HTTP_SCHEME"] == "https"
+    assert {"TRINO_CA_FILE", "TRINO_CLIENT_CERT_FILE", "TRINO_CLIENT_KEY_FILE"} <= set(env)
+
+
+def test_the_namespaces_every_application_writes_to_exist_and_are_allowed() -> None:
+    """The operator's Roles go to the clients' namespace: the platform project must
+    allow it and something must create it (it was neither)."""
+    projects = {d["metadata"]["name"]: d for d in apps_chart_objects() if d["kind"] == "AppProject"}
+    created = {d["metadata"]["name"] for d in apps_chart_objects() if d["kind"] == "Namespace"}
+    for name, app in applications().items():
+        if name == "clientpipelines-root":
+            continue
+        namespace = app["spec"]["destination"]["namespace"]
+        allowed = {d["namespace"] for d in projects[app["spec"]["project"]]["spec"]["destinations"]}
+        used = {d["metadata"].get("namespace") or namespace for d in rendered(name)
+                if d["kind"] not in CLUSTER_SCOPED}  # fmt: skip
+        assert used <= allowed, f"{name} writes to {used - allowed}, not allowed in its project"
+        options = app["spec"]["syncPolicy"].get("syncOptions") or []
+        for ns in used - ({namespace} if "CreateNamespace=true" in options else set()):
+            assert ns in created, f"{name} writes to namespace {ns}, which nothing creates"
+
+
+CLUSTER_SCOPED = {
+    "ClusterRole",
+    "ClusterRoleBinding",
+    "CustomResourceDefinition",
+    "Namespace",
+    "ValidatingWebhookConfiguration",
+    "MutatingWebhookConfiguration",
+    "PriorityClass",
+}
+
+
+def test_the_platform_objects_the_upstream_operators_reconcile_are_in_git() -> None:
+    docs = rendered("platform-resources")
+    kafka = one(docs, "Kafka")
+    assert kafka["apiVersion"] == "kafka.strimzi.io/v1"  # KRaft only: no ZooKeeper
+    pool = one(docs, "KafkaNodePool")
+    assert pool["metadata"]["labels"]["strimzi.io/cluster"] == kafka["metadata"]["name"]
+    assert set(pool["spec"]["roles"]) == {"controller", "broker"}
+    connect = one(docs, "KafkaConnect")
+    assert connect["metadata"]["annotations"]["strimzi.io/use-connector-resources"] == "false"
+    (plugin,) = connect["spec"]["build"]["plugins"]
+    (artifact,) = plugin["artifacts"]
+    assert "debezium-connector-postgres-3.6.1.Final-plugin.tar.gz" in artifact["url"]
+    assert connect["spec"]["config"]["config.providers"] == "file"
+    # The connectors' login files: on the operator's shared claim, the only path
+    # Connect's FileConfigProvider may read.
+    assert (
+        connect["spec"]["config"]["config.providers.file.param.allowed.paths"]
+        == (operator_env()["CONNECT_CREDENTIALS_DIR"])
+    )
+    (volume,) = connect["spec"]["template"]["pod"]["volumes"]
+    assert volume["persistentVolumeClaim"]["claimName"] == operator_claim()
+    # Nessie's store: the CloudNativePG cluster whose -rw Service and login Secret
+    # Nessie's values name.
+    postgres = one(docs, "Cluster")
+    nessie_values = yaml.safe_load((REPO_ROOT / "argocd/values/nessie.yaml").read_text())
+    jdbc = urlparse(nessie_values["jdbc"]["jdbcUrl"].removeprefix("jdbc:"))
+    assert jdbc.hostname == f"{postgres['metadata']['name']}-rw.data-platform.svc"
+    assert jdbc.path.lstrip("/") == postgres["spec"]["bootstrap"]["initdb"]["database"]
+    assert (
+        nessie_values["jdbc"]["secret"]["name"]
+        == (postgres["spec"]["bootstrap"]["initdb"]["secret"]["name"])
+    )
+    # The warehouse bucket the lake catalog writes to is created by MinIO's chart.
+    warehouse = urlparse(
+        yaml.safe_load(operator_env()["ICEBERG_CATALOG_PROPERTIES"])[
+            "iceberg.nessie-catalog.default-warehouse-dir"
+        ]
+    ).netloc
+    minio_values = yaml.safe_load((REPO_ROOT / "argocd/values/minio.yaml").read_text())
+    assert warehouse in {b["name"] for b in minio_values["buckets"]}
+
+
+def test_the_root_application_is_a_helm_release_after_argo_cds_own() -> None:
+    """A kubernetes_manifest of an Application needs Argo CD's CRD when it is
+    planned: on a fresh cluster the first apply failed."""
+    main = (REPO_ROOT / "terraform/modules/argocd-bootstrap/main.tf").read_text()
+    assert 'resource "kubernetes_manifest"' not in main
+    root = main.split('resource "helm_release" "root"', 1)[1]
+    assert "depends_on = [helm_release.argocd]" in root
+    assert "argocd/bootstrap" in root
+
+
+@pytest.fixture(scope="module")
+def upstream_crds(control_plane: ControlPlane) -> Iterator[None]:
+    """The CRDs of every platform Application's charts, and the Prometheus
+    Operator's (a cluster this ships to runs it), installed as Argo CD would."""
+    names = []
+    for name in applications():
+        for d in rendered(name):
+            if d["kind"] == "CustomResourceDefinition":
+                result = kubectl(control_plane.kubeconfig, "apply", "--server-side",
+                                 "--force-conflicts", "-f", "-", stdin=yaml.safe_dump(d))  # fmt: skip
+                assert result.returncode == 0, result.stderr
+                names.append(f"crd/{d['metadata']['name']}")
+    if PROMETHEUS_CRDS.is_dir():
+        for crd in PROMETHEUS_CRDS.glob("monitoring.coreos.com_*.yaml"):
+            result = kubectl(control_plane.kubeconfig, "apply", "--server-side", "-f", str(crd))
+            assert result.returncode == 0, result.stderr
+    established(control_plane, *names)
+    for ns in ("data-platform", "clients"):
+        kubectl(control_plane.kubeconfig, "create", "namespace", ns)
+    yield
+    kubectl(control_plane.kubeconfig, "delete", "--wait=false", *names)
+
+
+@pytest.mark.parametrize("name", ["platform-trino", "platform-nessie", "platform-minio",
+                                  "platform-strimzi", "platform-cloudnative-pg",
+                                  "platform-resources", "clientpipeline-operator"])  # fmt: skip
+def test_every_platform_application_passes_server_side_dry_run(
+    upstream_crds: None, control_plane: ControlPlane, name: str
+) -> None:
+    namespace = applications()[name]["spec"]["destination"]["namespace"]
+    docs = [d for d in rendered(name) if d["kind"] != "CustomResourceDefinition"]
+    for d in docs:
+        if d["kind"] not in CLUSTER_SCOPED:
+            d["metadata"].setdefault("namespace", namespace)
+    result = kubectl(control_plane.kubeconfig, "apply", "--dry-run=server", "--server-side",
+                     "--force-conflicts", "-f", "-", stdin=yaml.safe_dump_all(docs))  # fmt: skip
+    assert result.returncode == 0, result.stderr
