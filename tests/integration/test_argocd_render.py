@@ -348,8 +348,10 @@ def upstream_crds(control_plane: ControlPlane) -> Iterator[None]:
     for name in applications():
         for d in rendered(name):
             if d["kind"] == "CustomResourceDefinition":
-                result = kubectl(control_plane.kubeconfig, "apply", "--server-side",
-                                 "--force-conflicts", "-f", "-", stdin=yaml.safe_dump(d))  # fmt: skip
+                result = kubectl(
+                    control_plane.kubeconfig, "apply", "--server-side", "--force-conflicts",
+                    "-f", "-", stdin=yaml.safe_dump(d),
+                )  # fmt: skip
                 assert result.returncode == 0, result.stderr
                 names.append(f"crd/{d['metadata']['name']}")
     if PROMETHEUS_CRDS.is_dir():
