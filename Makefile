@@ -18,7 +18,7 @@ setup: ## install uv (if missing) and the locked Python environment
 	@command -v $(UV) >/dev/null || python3 -m pip install --quiet --user "uv==$(UV_VERSION)"
 	@$(UV) sync --frozen --quiet
 
-build: setup ## build etcd, kube-apiserver, kube-controller-manager, kubectl, helm (cached)
+build: setup ## build etcd, kube-apiserver, kube-controller-manager, kubectl, helm, argocd, tofu (cached)
 	@$(RUN) devstack build
 
 demo: build ## the whole product locally: onboard summit-health (18 CDM tables), change its data, publish

@@ -22,9 +22,9 @@ import yaml
 
 from devstack.controlplane import ControlPlane
 from devstack.paths import REPO_ROOT
+from tests.argocd_render import CHART_REPOSITORY, chart_of, render_application
 from tests.integration.test_charts import PROMETHEUS_CRDS, established, helm, kubectl
 
-CHART_REPOSITORY = REPO_ROOT.parent / "shared" / "helm-charts"
 pytestmark = pytest.mark.skipif(
     not (CHART_REPOSITORY / "index.yaml").is_file(),
     reason=f"the pinned upstream charts are expected in {CHART_REPOSITORY} (shared data)",
@@ -49,40 +49,9 @@ def apps_chart_objects() -> list[dict[str, Any]]:
     return [d for d in docs if d]
 
 
-def _values_path(ref: str, source_path: str | None) -> Path:
-    if ref.startswith("$values/"):
-        return REPO_ROOT / ref.removeprefix("$values/")
-    assert source_path is not None, ref
-    return (REPO_ROOT / source_path / ref).resolve()
-
-
-def chart_of(app: dict[str, Any]) -> tuple[str, list[Path], str]:
-    """(chart: a packaged upstream chart or our folder, value files, release name)."""
-    spec = app["spec"]
-    sources = spec.get("sources") or [spec["source"]]
-    main = next(s for s in sources if "ref" not in s)
-    helm_opts = main.get("helm") or {}
-    if "chart" in main:
-        chart = str(CHART_REPOSITORY / f"{main['chart']}-{main['targetRevision']}.tgz")
-        path = None
-    else:
-        assert main["repoURL"] == REPO_URL
-        chart = str(REPO_ROOT / main["path"])
-        path = main["path"]
-    values = [_values_path(v, path) for v in helm_opts.get("valueFiles") or []]
-    return chart, values, helm_opts.get("releaseName") or app["metadata"]["name"]
-
-
 @cache
 def rendered(name: str) -> list[dict[str, Any]]:
-    """What Application `name` deploys, as Argo CD renders it (CRDs included)."""
-    app = applications()[name]
-    chart, values, release = chart_of(app)
-    args = ["template", release, chart, "-n", app["spec"]["destination"]["namespace"]]
-    args += ["--include-crds"]
-    for v in values:
-        args += ["-f", str(v)]
-    return [d for d in yaml.safe_load_all(helm(*args)) if d]
+    return render_application(applications()[name])
 
 
 def platform_apps() -> list[str]:

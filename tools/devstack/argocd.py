@@ -22,7 +22,7 @@ import shutil
 import subprocess
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -347,10 +347,18 @@ class ArgoCD:
             self.kubectl(
                 "apply", "--server-side", "--force-conflicts", "-f", str(crds / f"{name}-crd.yaml")
             )
-        self.kubectl(
-            "wait", "--for=condition=Established", "--timeout=60s",
-            "crd/applications.argoproj.io", "crd/applicationsets.argoproj.io",
-            "crd/appprojects.argoproj.io",
+        # A CRD created a moment ago has no conditions yet: `kubectl wait` errors then.
+        procs.wait_for(
+            "Argo CD's CRDs to be established",
+            lambda: _succeeds(
+                lambda: self.kubectl(
+                    "wait", "--for=condition=Established", "--timeout=10s",
+                    "crd/applications.argoproj.io", "crd/applicationsets.argoproj.io",
+                    "crd/appprojects.argoproj.io",
+                )
+            ),
+            timeout=60,
+            interval=0.5,
         )  # fmt: skip
         self.kubectl(
             "apply", "-f", "-",
@@ -385,6 +393,14 @@ class ArgoCD:
             }
         )
         self.kubectl("apply", "-f", "-", stdin=yaml.safe_dump_all(docs))
+
+
+def _succeeds(action: Callable[[], object]) -> bool:
+    try:
+        action()
+    except RuntimeError:
+        return False
+    return True
 
 
 def _tcp_open(port: int) -> bool:

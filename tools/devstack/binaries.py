@@ -23,6 +23,7 @@ KUBERNETES_VERSION = "v1.34.4"
 ETCD_VERSION = "v3.6.7"
 HELM_VERSION = "v3.19.5"
 ARGOCD_VERSION = "v3.6.1"
+TOFU_VERSION = "v1.12.6"
 
 
 @dataclass(frozen=True)
@@ -134,6 +135,18 @@ def argocd_build() -> GoBuild:
     )
 
 
+def tofu_build() -> GoBuild:
+    """OpenTofu, for `tofu fmt` over terraform/ (validate needs the Helm provider,
+    whose v2/v3 the Go module proxy does not serve: README "Terraform")."""
+    return GoBuild(
+        name="tofu",
+        version=TOFU_VERSION,
+        module_dir=REPO_ROOT / "tools" / "tofu",
+        packages={"tofu": "github.com/opentofu/opentofu/cmd/tofu"},
+        ldflags=("-X github.com/opentofu/opentofu/version.dev=no",),
+    )
+
+
 ALL_BUILDS = (etcd_build, kubernetes_build, helm_build)
 
 
@@ -184,6 +197,17 @@ def build(spec: GoBuild, *, log: bool = True) -> dict[str, Path]:
             flush=True,
         )
     return spec.paths()
+
+
+TOOL_BUILDS = (argocd_build, tofu_build)
+
+
+def ensure_tools(*, log: bool = True) -> dict[str, Path]:
+    """Argo CD and OpenTofu (the GitOps path's tests), building what is missing."""
+    found: dict[str, Path] = {}
+    for make_spec in TOOL_BUILDS:
+        found.update(build(make_spec(), log=log))
+    return found
 
 
 def ensure_all(*, log: bool = True) -> dict[str, Path]:

@@ -39,6 +39,9 @@ CONTROLLERS = (
     # Folds ClusterRoles labelled aggregate-to-view/edit/admin into those built-in
     # roles (the operator chart's userRoles).
     "clusterrole-aggregation-controller",
+    # Removes the kubernetes.io/pvc-protection finalizer of a deleted claim no Pod
+    # uses (Argo CD waits for a removed Application's claims to be gone).
+    "persistentvolumeclaim-protection-controller",
 )
 
 SERVICE_CIDR = "10.0.0.0/24"

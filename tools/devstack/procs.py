@@ -16,7 +16,7 @@ import subprocess
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -29,11 +29,23 @@ class StartupError(RuntimeError):
     """A service did not become healthy in time; the message ends with its log tail."""
 
 
+# Fixed ports of services that may start later (the platform stack's): a port
+# picked at random now must not be one of them, or that service cannot start.
+_RESERVED: set[int] = set()
+
+
+def reserve_ports(ports: Iterable[int]) -> None:
+    _RESERVED.update(ports)
+
+
 def free_port() -> int:
-    """A TCP port on 127.0.0.1 that is free right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    """A TCP port on 127.0.0.1 that is free right now and not reserved."""
+    while True:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = int(sock.getsockname()[1])
+        if port not in _RESERVED:
+            return port
 
 
 def port_is_free(port: int) -> bool:

@@ -127,6 +127,10 @@ def _ports() -> dict[str, int]:
     }
 
 
+# Ports picked at random by this process (control planes, Argo CD) avoid these.
+procs.reserve_ports(_ports().values())
+
+
 class Stack:
     """The stack whose data, logs and PIDs live in `directory`."""
 

@@ -4,8 +4,8 @@
 terraform {
   required_version = ">= 1.6.0"
   required_providers {
-    kind       = { source = "tehcyx/kind", version = "~> 0.9" }
-    helm       = { source = "hashicorp/helm", version = "~> 2.17" }
+    kind = { source = "tehcyx/kind", version = "~> 0.9" }
+    helm = { source = "hashicorp/helm", version = "~> 2.17" }
   }
 }
 

@@ -6,5 +6,5 @@ output "argocd_namespace" {
 output "root_application" {
   description = "Name of the root (app-of-apps) Application."
   # The root chart's one object (argocd/bootstrap/templates/root.yaml).
-  value       = "clientpipelines-root"
+  value = "clientpipelines-root"
 }
