@@ -231,32 +231,33 @@ def root(
         try:
             yield argo
         finally:
-            # A sync still running (MinIO's bucket Job, a PostSync hook, never
-            # completes without a kubelet) holds its Application's deletion: stop
-            # them as `argocd app terminate-op` does.
-            for name, app in argo.applications().items():
-                if (app.get("status") or {}).get("operationState", {}).get("phase") == "Running":
-                    with contextlib.suppress(ApiException):
-                        argo.objects.patch_namespaced_custom_object(
-                            *ARGO,
-                            NAMESPACE,
-                            "applications",
-                            name,
-                            {"status": {"operationState": {"phase": "Terminating"}}},
-                        )
-            # Deleting the root deletes every Application and what they made, as its
-            # finalizers say; Argo CD must still run to do it.
+            delete_root(argo)
+
+
+def delete_root(argo: Argo) -> None:
+    """Delete the root Application and wait until every Application is gone, as
+    their finalizers say (Argo CD must still run to do it)."""
+    # A sync still running (MinIO's bucket Job, a PostSync hook, never completes
+    # without a kubelet) holds its Application's deletion: stop them as `argocd app
+    # terminate-op` does.
+    for name, app in argo.applications().items():
+        if (app.get("status") or {}).get("operationState", {}).get("phase") == "Running":
             with contextlib.suppress(ApiException):
-                argo.objects.delete_namespaced_custom_object(
-                    *ARGO, NAMESPACE, "applications", "clientpipelines-root"
-                )
-            deadline = time.monotonic() + 180
-            left = argo.applications()
-            while left and time.monotonic() < deadline:
-                time.sleep(1)
-                left = argo.applications()
-            stuck = {n: (a.get("status") or {}).get("conditions") for n, a in left.items()}
-            assert not left, f"Applications not deleted: {stuck}"
+                argo.objects.patch_namespaced_custom_object(
+                    *ARGO, NAMESPACE, "applications", name,
+                    {"status": {"operationState": {"phase": "Terminating"}}},
+                )  # fmt: skip
+    with contextlib.suppress(ApiException):
+        argo.objects.delete_namespaced_custom_object(
+            *ARGO, NAMESPACE, "applications", "clientpipelines-root"
+        )
+    deadline = time.monotonic() + 180
+    left = argo.applications()
+    while left and time.monotonic() < deadline:
+        time.sleep(1)
+        left = argo.applications()
+    stuck = {n: (a.get("status") or {}).get("operationState") for n, a in left.items()}
+    assert not left, f"Applications not deleted: {stuck}"
 
 
 @pytest.fixture(scope="module")
@@ -281,9 +282,11 @@ def operator(
     try:
         yield op
     finally:
-        # The ClientPipelines Argo CD will not delete (Delete=false; the example
-        # clients too, which the operator wired as far as it could without their
-        # Secret) are deleted while the operator runs to remove what they made.
+        # Argo CD first (or it would sync the example clients back), then the
+        # ClientPipelines it does not delete (Delete=false), while the operator
+        # runs to remove what they made (the example clients too: the operator
+        # wired them as far as it could without their Secret).
+        delete_root(root)
         objects = client.CustomObjectsApi(api)
         for item in objects.list_namespaced_custom_object(GROUP, VERSION, CLIENTS, PLURAL)["items"]:
             with contextlib.suppress(ApiException):
@@ -484,3 +487,26 @@ def test_a_change_to_the_operator_values_in_git_reaches_the_live_deployment(
         return env.get("DRIFT_INTERVAL_SECONDS")
 
     assert wait_for("the new value in the Deployment", lambda: drift_interval() == "77", 60)
+
+
+def test_deleting_the_root_removes_every_application_and_keeps_every_pipeline(
+    root: Argo, operator: OperatorProcess, api: client.ApiClient
+) -> None:
+    """Removing Argo CD's whole tree (the root, so the operator's Application) must
+    not delete the ClientPipeline CRD, which would delete every pipeline."""
+    before = {
+        p["metadata"]["uid"]
+        for p in client.CustomObjectsApi(api).list_namespaced_custom_object(
+            GROUP, VERSION, CLIENTS, PLURAL
+        )["items"]
+    }
+    assert len(before) == len(EXAMPLE_CLIENTS)
+    delete_root(root)
+    time.sleep(10)  # the garbage collector would have acted by now
+    crd = client.ApiextensionsV1Api(api).read_custom_resource_definition(f"{PLURAL}.{GROUP}")
+    assert not crd.metadata.deletion_timestamp
+    after = client.CustomObjectsApi(api).list_namespaced_custom_object(
+        GROUP, VERSION, CLIENTS, PLURAL
+    )["items"]
+    assert {p["metadata"]["uid"] for p in after} == before
+    assert not any(p["metadata"].get("deletionTimestamp") for p in after)
