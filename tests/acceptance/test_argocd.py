@@ -301,6 +301,9 @@ def operator(
             180,
         )
         op.stop()
+        # A Retain-policy example keeps its catalogs and branch by design.
+        for example in EXAMPLE_CLIENTS:
+            unwire_client(platform, example)
 
 
 def test_the_root_syncs_every_application_and_their_objects_are_in_the_api_server(

@@ -299,16 +299,6 @@ def test_the_platform_objects_the_upstream_operators_reconcile_are_in_git() -> N
     assert warehouse in {b["name"] for b in minio_values["buckets"]}
 
 
-def test_the_root_application_is_a_helm_release_after_argo_cds_own() -> None:
-    """A kubernetes_manifest of an Application needs Argo CD's CRD when it is
-    planned: on a fresh cluster the first apply failed."""
-    main = (REPO_ROOT / "terraform/modules/argocd-bootstrap/main.tf").read_text()
-    assert 'resource "kubernetes_manifest"' not in main
-    root = main.split('resource "helm_release" "root"', 1)[1]
-    assert "depends_on = [helm_release.argocd]" in root
-    assert "argocd/bootstrap" in root
-
-
 @pytest.fixture(scope="module")
 def upstream_crds(control_plane: ControlPlane) -> Iterator[None]:
     """The CRDs of every platform Application's charts, and the Prometheus

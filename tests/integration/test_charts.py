@@ -441,7 +441,7 @@ def test_argocd_manifests_pass_server_side_dry_run(
         if d
     ]
     kinds = {d["kind"] for d in apps}
-    assert kinds == {"Application", "ApplicationSet", "AppProject"}
+    assert kinds == {"Application", "ApplicationSet", "AppProject", "Namespace"}
     server_dry_run(control_plane, [root, *apps])
     # Written once: every source of ours is the given repository and revision.
     text = yaml.safe_dump_all(apps)
