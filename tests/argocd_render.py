@@ -14,6 +14,16 @@ from devstack.paths import REPO_ROOT
 from tests.integration.test_charts import helm
 
 CHART_REPOSITORY = REPO_ROOT.parent / "shared" / "helm-charts"
+# Kinds the charts render that have no namespace.
+CLUSTER_SCOPED = {
+    "ClusterRole",
+    "ClusterRoleBinding",
+    "CustomResourceDefinition",
+    "Namespace",
+    "ValidatingWebhookConfiguration",
+    "MutatingWebhookConfiguration",
+    "PriorityClass",
+}
 
 
 def _values_path(ref: str, source_path: str | None) -> Path:

@@ -57,7 +57,7 @@ from devstack.sampledata import SampleData
 from devstack.stack import Stack
 from devstack.wiring import unwire_client
 from tests.argocd_health import health
-from tests.argocd_render import CHART_REPOSITORY, render_application
+from tests.argocd_render import CHART_REPOSITORY, CLUSTER_SCOPED, render_application
 from tests.integration.test_charts import PROMETHEUS_CRDS
 
 pytestmark = [
@@ -375,16 +375,6 @@ def test_the_root_syncs_every_application_and_their_objects_are_in_the_api_serve
         argocd.kubectl("get", "configmap", "trino-coordinator", "-n", "data-platform", "-o", "yaml")
     )
     assert live["data"] == trino_config["data"]
-
-
-CLUSTER_SCOPED = {
-    "ClusterRole",
-    "ClusterRoleBinding",
-    "CustomResourceDefinition",
-    "Namespace",
-    "ValidatingWebhookConfiguration",
-    "MutatingWebhookConfiguration",
-}
 
 
 def client_values(source: Any, client_id: str) -> str:

@@ -22,7 +22,7 @@ import yaml
 
 from devstack.controlplane import ControlPlane
 from devstack.paths import REPO_ROOT
-from tests.argocd_render import CHART_REPOSITORY, chart_of, render_application
+from tests.argocd_render import CHART_REPOSITORY, CLUSTER_SCOPED, chart_of, render_application
 from tests.integration.test_charts import PROMETHEUS_CRDS, established, helm, kubectl
 
 pytestmark = pytest.mark.skipif(
@@ -244,17 +244,6 @@ def test_the_namespaces_every_application_writes_to_exist_and_are_allowed() -> N
         options = app["spec"]["syncPolicy"].get("syncOptions") or []
         for ns in used - ({namespace} if "CreateNamespace=true" in options else set()):
             assert ns in created, f"{name} writes to namespace {ns}, which nothing creates"
-
-
-CLUSTER_SCOPED = {
-    "ClusterRole",
-    "ClusterRoleBinding",
-    "CustomResourceDefinition",
-    "Namespace",
-    "ValidatingWebhookConfiguration",
-    "MutatingWebhookConfiguration",
-    "PriorityClass",
-}
 
 
 def test_the_platform_objects_the_upstream_operators_reconcile_are_in_git() -> None:
