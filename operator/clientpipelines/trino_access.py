@@ -213,13 +213,14 @@ def _replace(path: Path, text: str) -> None:
 
 
 def write_private(path: Path, text: str) -> bool:
-    """Write `text` to `path` (mode 0600, replaced atomically) unless it holds it; True
-    when written. For files only Trino and the operator may read (credentials)."""
+    """Write `text` to `path` (mode 0640, replaced atomically) unless it holds it; True
+    when written. For files only the operator and the services that share its
+    group (Trino, Kafka Connect: chart sharedState.groupId) may read (credentials)."""
     if path.exists() and path.read_text() == text:
         return False
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o640)
     with os.fdopen(fd, "w") as out:
         out.write(text)
     tmp.replace(path)

@@ -165,6 +165,21 @@ def test_trino_has_dynamic_catalogs_in_a_persistent_store_tls_tokens_and_access_
     operator = operator_env()
     assert operator["TRINO_ACCESS_RULES_FILE"] == access["security.config-file"]
     assert operator_claim() == rules_claim
+    # Workers run full-reload catalogs' splits: they see the login files too.
+    worker_pod = one(docs, "Deployment", "trino-worker")["spec"]["template"]["spec"]
+    volumes.update({v["name"]: v for v in worker_pod["volumes"]})
+    (worker_container,) = worker_pod["containers"][:1]
+    assert claim_at(worker_container, operator["TRINO_CREDENTIALS_DIR"]) == operator_claim()
+    assert claim_at(trino, operator["TRINO_CREDENTIALS_DIR"]) == operator_claim()
+    # They read them through the group the operator writes them for (0640), and
+    # the Secrets and the catalog store through fsGroup.
+    group = operator_deployment()["spec"]["template"]["spec"]["securityContext"]["fsGroup"]
+    for spec in (pod, worker_pod):
+        assert spec["securityContext"]["fsGroup"] == group
+        assert spec["securityContext"]["runAsGroup"] == group
+    assert volumes["trino-tls"]["secret"]["defaultMode"] & 0o040
+    # One coordinator at a time on its ReadWriteOnce store.
+    assert coordinator["spec"]["strategy"]["type"] == "Recreate"
 
 
 def operator_deployment() -> dict[str, Any]:
@@ -226,6 +241,11 @@ def test_every_service_the_operator_is_configured_with_is_deployed() -> None:
     # Over https the operator authenticates by its certificate.
     assert env["TRINO_HTTP_SCHEME"] == "https"
     assert {"TRINO_CA_FILE", "TRINO_CLIENT_CERT_FILE", "TRINO_CLIENT_KEY_FILE"} <= set(env)
+    # The runs' NetworkPolicy lets them reach Trino's port.
+    (policy,) = [d for d in rendered("clientpipeline-operator")
+                 if d["kind"] == "NetworkPolicy" and "runner" in d["metadata"]["name"]]  # fmt: skip
+    allowed = {p["port"] for rule in policy["spec"]["egress"] for p in rule.get("ports", [])}
+    assert int(env["TRINO_PORT"]) in allowed
 
 
 def test_the_namespaces_every_application_writes_to_exist_and_are_allowed() -> None:
@@ -267,6 +287,15 @@ def test_the_platform_objects_the_upstream_operators_reconcile_are_in_git() -> N
     )
     (volume,) = connect["spec"]["template"]["pod"]["volumes"]
     assert volume["persistentVolumeClaim"]["claimName"] == operator_claim()
+    # Strimzi refuses additional volumes mounted outside /mnt.
+    mounts = connect["spec"]["template"]["connectContainer"]["volumeMounts"]
+    assert all(m["mountPath"].startswith("/mnt/") for m in mounts)
+    assert operator_env()["CONNECT_CREDENTIALS_DIR"].startswith(mounts[0]["mountPath"])
+    operator_pod = operator_deployment()["spec"]["template"]["spec"]
+    assert (
+        operator_pod["securityContext"]["fsGroup"]
+        in (connect["spec"]["template"]["pod"]["securityContext"]["supplementalGroups"])
+    )
     # Nessie's store: the CloudNativePG cluster whose -rw Service and login Secret
     # Nessie's values name.
     postgres = one(docs, "Cluster")

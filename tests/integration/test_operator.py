@@ -231,7 +231,7 @@ def test_create_wires_every_part_and_a_rerun_writes_nothing(
     # file only the operator and Connect read.
     connector_config = services["connect"].get_config(c.names.connector)
     login = Path(connector_config["database.password"].split(":", 2)[1])
-    assert login.stat().st_mode & 0o777 == 0o600 and password in login.read_text()
+    assert login.stat().st_mode & 0o777 == 0o640 and password in login.read_text()
     for text in (
         json.dumps(connector_config),
         json.dumps(obj),
@@ -278,12 +278,12 @@ def test_a_full_reload_login_reaches_trino_as_a_file_never_as_statement_text(
     endpoints: Endpoints,
 ) -> None:
     """Trino keeps every statement's text (system.runtime.queries); the full-reload
-    catalog's database login goes to a file Trino reads, 0600, gone with the client."""
+    catalog's database login goes to a file Trino reads, 0640, gone with the client."""
     c = Client(kube_api, Stack(), namespace)
     c.apply(tables=["provider"], mode="full-reload")
     wait_ready(kube_api, namespace, c.id)
     login = Path(endpoints.trino_credentials_dir) / f"{c.names.source_catalog}.properties"
-    assert login.stat().st_mode & 0o777 == 0o600
+    assert login.stat().st_mode & 0o777 == 0o640
     assert c.source.password in login.read_text()
     trino = services["trino"]
     ((rows,),) = trino.query(f"select count(*) from {c.names.source_catalog}.public.provider")

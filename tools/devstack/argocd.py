@@ -22,7 +22,7 @@ import shutil
 import subprocess
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -127,6 +127,9 @@ class GitOpsRepository:
     def _git(self, *args: str) -> str:
         env = {
             **os.environ,
+            # Not the user's git configuration (commit signing, hooks).
+            "GIT_CONFIG_GLOBAL": os.devnull,
+            "GIT_CONFIG_NOSYSTEM": "1",
             "GIT_AUTHOR_NAME": "devstack",
             "GIT_AUTHOR_EMAIL": "devstack@localhost",
             "GIT_COMMITTER_NAME": "devstack",
@@ -152,7 +155,10 @@ class GitOpsRepository:
                 continue
             rel = raw.decode()
             src = source / rel
-            if not src.is_file():  # deleted in the working tree
+            # Files only: a path deleted in the working tree is skipped, a symlink
+            # is copied as the file it points to (this repository has neither
+            # submodules nor symlinked folders).
+            if not src.is_file():
                 continue
             dst = self.directory / rel
             dst.parent.mkdir(parents=True, exist_ok=True)
@@ -185,7 +191,11 @@ class Ports:
 
     @classmethod
     def pick(cls) -> Ports:
-        return cls(*(procs.free_port() for _ in range(7)))
+        ports: list[int] = []
+        while len(ports) < 7:
+            if (port := procs.free_port()) not in ports:
+                ports.append(port)
+        return cls(*ports)
 
 
 class ArgoCD:
@@ -405,13 +415,3 @@ def _succeeds(action: Callable[[], object]) -> bool:
 
 def _tcp_open(port: int) -> bool:
     return not procs.port_is_free(port)
-
-
-@contextlib.contextmanager
-def running_argocd(directory: Path, kubeconfig: Path) -> Iterator[ArgoCD]:
-    argocd = ArgoCD(directory, kubeconfig, die_with_parent=True)
-    try:
-        argocd.start()
-        yield argocd
-    finally:
-        argocd.stop()

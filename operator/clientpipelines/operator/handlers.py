@@ -13,6 +13,7 @@ from kubernetes import client, config
 from clientpipelines.clients.errors import ServiceError, ServiceUnavailable
 from clientpipelines.manifests import GROUP, LABEL_CLIENT, PLURAL, VERSION
 from clientpipelines.operator import lastrun, metrics, notify, reconcile, requests
+from clientpipelines.operator.parts.cronjob import rules_of
 from clientpipelines.operator.policy import Claim
 from clientpipelines.operator.settings import Settings
 from clientpipelines.operator.spec import InvalidSpec, parse_spec
@@ -66,6 +67,11 @@ def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
         prefix=GROUP, key="last-handled-configuration"
     )
     metrics.serve(systems().settings.metrics_port)
+    # Trino reads its access rules from the file the operator keeps: it must exist
+    # (admins and the operator, no client yet) before the first pipeline.
+    rules = rules_of(systems().settings)
+    if rules is not None:
+        rules.refresh()
 
 
 @kopf.index(GROUP, VERSION, PLURAL)
