@@ -36,6 +36,7 @@ import pytest
 import yaml
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
+from kubernetes.utils import parse_quantity
 
 from clientpipelines.clients.kafka_connect import KafkaConnectClient
 from clientpipelines.manifests import GROUP, PLURAL, VERSION
@@ -402,13 +403,13 @@ def test_the_root_syncs_every_application_and_their_objects_are_in_the_api_serve
 def differences(rendered: Any, live: Any, path: str = "") -> list[str]:
     """Where `live` lacks or changes something of `rendered` (extra live fields,
     the API server's defaults, are fine)."""
+    if rendered is None or rendered in ({}, [], ""):
+        return []  # an empty rendered field is not stored
     if isinstance(rendered, dict):
         if not isinstance(live, dict):
             return [f"{path}: {live!r}"]
         found: list[str] = []
         for key, value in rendered.items():
-            if value is None or value == {} or value == []:
-                continue  # an empty rendered field is not stored
             found += differences(value, live.get(key), f"{path}.{key}")
         return found
     if isinstance(rendered, list):
@@ -416,8 +417,18 @@ def differences(rendered: Any, live: Any, path: str = "") -> list[str]:
             return [f"{path}: {len(rendered)} items rendered, live {live!r:.80}"]
         return [d for i, (r, v) in enumerate(zip(rendered, live, strict=True))
                 for d in differences(r, v, f"{path}[{i}]")]  # fmt: skip
-    # YAML's numbers and strings as the API server keeps them (ports, quantities).
-    return [] if str(rendered) == str(live) else [f"{path}: {rendered!r} != {live!r}"]
+    # YAML's numbers and strings as the API server keeps them (ports), and
+    # quantities as it normalizes them (1000m is 1).
+    if str(rendered) == str(live) or same_quantity(rendered, live):
+        return []
+    return [f"{path}: {rendered!r} != {live!r}"]
+
+
+def same_quantity(a: Any, b: Any) -> bool:
+    try:
+        return bool(parse_quantity(a) == parse_quantity(b))
+    except (ValueError, TypeError):
+        return False
 
 
 def client_values(source: Any, client_id: str) -> str:
