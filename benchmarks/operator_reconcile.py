@@ -30,7 +30,6 @@ from kubernetes import client, config
 
 from clientpipelines.clients.errors import Conflict
 from clientpipelines.clients.kafka_connect import KafkaConnectClient
-from clientpipelines.clients.nessie import NessieClient
 from clientpipelines.manifests import GROUP, LABEL_CLIENT, PLURAL, VERSION
 from clientpipelines.naming import ClientNames
 from clientpipelines.operator import desired
@@ -117,7 +116,7 @@ def _make_pipeline(
     ep = stack.endpoints()
     trino = ep.trino()
     connect = KafkaConnectClient(ep.connect_url)
-    nessie = NessieClient(ep.nessie_url)
+    nessie = ep.nessie()
     cid = src.client_id
     body = pipeline_body(cid, src, secret="unused", tables=["provider", "care_site"])
     spec = parse_spec(cid, namespace, body["spec"])

@@ -8,7 +8,6 @@ from pathlib import Path
 from kafka.admin import ConfigResource, ConfigResourceType, KafkaAdminClient
 
 from clientpipelines.clients.kafka_connect import KafkaConnectClient
-from clientpipelines.clients.nessie import NessieClient
 from clientpipelines.naming import LAKE_CATALOG, MAIN_BRANCH
 from devstack.stack import Endpoints, Stack
 
@@ -43,7 +42,7 @@ def topic_retention_ms(bootstrap: str, topics: list[str]) -> dict[str, str]:
 def leftovers(endpoints: Endpoints) -> dict[str, list[str]]:
     """Client catalogs, branches and connectors still on the platform."""
     trino = endpoints.trino()
-    nessie = NessieClient(endpoints.nessie_url)
+    nessie = endpoints.nessie()
     branches = nessie.request("GET", "/trees").json().get("references", [])
     return {
         "trino catalogs": sorted(trino.catalogs() - PLATFORM_CATALOGS),

@@ -37,6 +37,7 @@ ENV = {
     "trino_token_file": LOGIN_ENV["token_file"],
     "trino_ca_pem": "TRINO_CA_PEM",
     "nessie_url": "NESSIE_URL",
+    "nessie_token_file": "NESSIE_TOKEN_FILE",
     "deadline_seconds": "RUN_DEADLINE_SECONDS",
     "dbt_select": "DBT_SELECT",
     "dbt_vars": "DBT_VARS",
@@ -83,6 +84,8 @@ class RunConfig:
     trino_scheme: str = "http"
     trino_token_file: str | None = None
     trino_ca_pem: str | None = None
+    # The run's own token for Nessie (projected like Trino's; audience Nessie).
+    nessie_token_file: str | None = None
 
     def __post_init__(self) -> None:
         try:
@@ -152,6 +155,8 @@ class RunConfig:
             env[ENV["trino_token_file"]] = self.trino_token_file
         if self.trino_ca_pem:
             env[ENV["trino_ca_pem"]] = self.trino_ca_pem
+        if self.nessie_token_file:
+            env[ENV["nessie_token_file"]] = self.nessie_token_file
         return env
 
     @classmethod
@@ -199,6 +204,7 @@ class RunConfig:
             trino_scheme=str(raw["trino_scheme"] or "http"),
             trino_token_file=raw["trino_token_file"],
             trino_ca_pem=raw["trino_ca_pem"],
+            nessie_token_file=raw["nessie_token_file"],
         )
 
     def trino_login(self, env: Mapping[str, str], scratch: Path) -> TrinoLogin:

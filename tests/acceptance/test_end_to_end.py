@@ -21,7 +21,6 @@ import yaml
 from kubernetes import client
 
 from clientpipelines.clients.kafka_connect import KafkaConnectClient
-from clientpipelines.clients.nessie import NessieClient
 from clientpipelines.manifests import GROUP, PLURAL, VERSION
 from clientpipelines.naming import ClientNames
 from devstack.controlplane import ControlPlane
@@ -256,7 +255,7 @@ def test_two_clients_onboard_publish_refuse_bad_data_and_clean_up(
         assert KafkaConnectClient(ep.connect_url).get_config(sa.connector) is None
         catalogs = trino.catalogs()
         assert not {sa.cdc_catalog, sa.staging_catalog, sa.source_catalog} & catalogs
-        assert NessieClient(ep.nessie_url).get_reference(sa.staging_branch) is None
+        assert ep.nessie().get_reference(sa.staging_branch) is None
         topics = topic_names(ep.kafka_bootstrap)
         assert not [t for t in topics if sa.owns_topic(t)]
         assert [t for t in topics if sb.owns_topic(t)]

@@ -20,7 +20,6 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from clientpipelines.clients.kafka_connect import KafkaConnectClient
-from clientpipelines.clients.nessie import NessieClient
 from clientpipelines.clients.trino import TrinoClient
 from clientpipelines.manifests import GROUP, PLURAL, VERSION
 from clientpipelines.manifests import LABEL_CLIENT as LABEL
@@ -127,7 +126,7 @@ def namespace(kube_api: client.ApiClient, platform: Stack) -> Iterator[str]:
 def services(endpoints: Endpoints) -> dict[str, Any]:
     return {
         "connect": KafkaConnectClient(endpoints.connect_url),
-        "nessie": NessieClient(endpoints.nessie_url),
+        "nessie": endpoints.nessie(),
         "trino": endpoints.trino(),
     }
 

@@ -83,7 +83,7 @@ def published_state(
 
 
 def main_hash(endpoints: Endpoints) -> str:
-    ref = NessieClient(endpoints.nessie_url).get_reference("main")
+    ref = endpoints.nessie().get_reference("main")
     assert ref is not None
     return ref.hash
 
@@ -311,7 +311,7 @@ def test_nessie_restarting_mid_build_is_retried_and_the_run_publishes(
 
 def lock_branch(endpoints: Endpoints, src: ClientSource) -> tuple[NessieClient, Reference]:
     """The client's run-lock branch, created from main as a run creates it."""
-    nessie = NessieClient(endpoints.nessie_url)
+    nessie = endpoints.nessie()
     main = nessie.get_reference("main")
     assert main is not None
     return nessie, nessie.create_branch(ClientNames(src.client_id).run_lock_branch, main)

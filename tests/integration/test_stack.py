@@ -12,7 +12,6 @@ import psycopg
 import pytest
 
 from clientpipelines.clients.kafka_connect import KafkaConnectClient
-from clientpipelines.clients.nessie import NessieClient
 from clientpipelines.clients.trino import TrinoClient
 from clientpipelines.naming import ClientNames
 from clientpipelines.operator import desired
@@ -162,7 +161,7 @@ def test_iceberg_on_a_nessie_branch_then_merged_into_main(
 ) -> None:
     client = unique_client()
     names = ClientNames(client)
-    nessie = NessieClient(endpoints.nessie_url)
+    nessie = endpoints.nessie()
     main = nessie.get_reference("main")
     assert main is not None
     branch = nessie.create_branch(names.staging_branch, main)
@@ -216,7 +215,7 @@ def test_iceberg_on_a_nessie_branch_then_merged_into_main(
 def test_nessie_keeps_branches_and_commits_across_a_restart(
     platform: Stack, endpoints: Endpoints, trino_client: TrinoClient
 ) -> None:
-    nessie = NessieClient(endpoints.nessie_url)
+    nessie = endpoints.nessie()
     main = nessie.get_reference("main")
     assert main is not None
     name = f"{unique_client()}-staging"

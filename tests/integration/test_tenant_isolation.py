@@ -1,10 +1,12 @@
-"""Tenant isolation, enforced by Trino itself: each client's runs are their own principal.
+"""Tenant isolation, enforced by Trino and Nessie themselves: each client's runs are
+their own principal.
 
 Two clients in two namespaces, onboarded by the operator. Their scheduled runs
 (the CronJob's Pod, run by the local kubelet with its projected ServiceAccount
-token) publish as before; client A's token then reaches A's data and nothing of
-B's, whatever SQL it sends. Anonymous, forged, mis-addressed and plaintext
-requests are refused by Trino.
+tokens) publish as before; client A's token then reaches A's data and nothing of
+B's, whatever SQL it sends, and A's branches in Nessie and nothing of B's or of
+main beyond merging A's own tables. Anonymous, forged, mis-addressed and
+plaintext requests are refused by both.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import base64
 import json
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -26,9 +28,11 @@ from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 from kubernetes import client
 
 from clientpipelines.clients.errors import ServiceError
+from clientpipelines.clients.nessie import NessieClient, Reference
 from clientpipelines.clients.trino import TrinoLogin
 from clientpipelines.manifests import GROUP, PLURAL, VERSION
-from clientpipelines.naming import ClientNames
+from clientpipelines.naming import MAIN_BRANCH, ClientNames
+from clientpipelines.nessie_access import TOKEN_AUDIENCE as NESSIE_AUDIENCE
 from clientpipelines.trino_access import TOKEN_AUDIENCE
 from devstack.controlplane import ControlPlane
 from devstack.demo import run_pipeline_once
@@ -42,7 +46,7 @@ from devstack.operator import (
 from devstack.pki import SERVICE_ACCOUNT_ISSUER
 from devstack.procs import wait_for
 from devstack.sampledata import SampleData
-from devstack.services import TRINO_OPERATOR
+from devstack.services import NESSIE_PRINCIPALS, TRINO_OPERATOR
 from devstack.stack import Endpoints, Stack
 from devstack.wiring import unwire_client
 
@@ -140,8 +144,9 @@ def denied(login: TrinoLogin, sql: str) -> str:
     return str(refused.value)
 
 
-def forged_token(subject: str) -> str:
-    """A well-formed token for Trino's issuer and audience, signed by a key it does not trust."""
+def forged_token(subject: str, audience: str = TOKEN_AUDIENCE) -> str:
+    """A well-formed token for the cluster's issuer and `audience`, signed by a key
+    no service trusts."""
 
     def part(data: dict[str, Any]) -> str:
         raw = json.dumps(data, separators=(",", ":")).encode()
@@ -150,7 +155,7 @@ def forged_token(subject: str) -> str:
     now = int(time.time())
     claims = {
         "iss": SERVICE_ACCOUNT_ISSUER,
-        "aud": [TOKEN_AUDIENCE],
+        "aud": [audience],
         "sub": subject,
         "iat": now,
         "nbf": now,
@@ -276,6 +281,10 @@ def test_a_clients_runs_reach_its_own_data_and_nothing_of_another(
     )
     assert unauthenticated.status_code in (401, 403), unauthenticated.status_code
 
+    # Nessie, with A's token for it: A's runs were A there too (Nessie records who
+    # committed), and A's token reaches A's branches and nothing else.
+    assert_nessie_isolates(endpoints, a, b, tmp_path)
+
     # Deleting a client withdraws its grant: a token minted before (Trino checks its
     # signature and expiry, not whether the account still exists) reaches nothing.
     a.remove(Stack())
@@ -288,3 +297,85 @@ def test_a_clients_runs_reach_its_own_data_and_nothing_of_another(
         return False
 
     wait_for("Trino to apply the rules without A's grant", withdrawn, timeout=15, interval=0.5)
+
+
+def as_nessie(endpoints: Endpoints, token: str, folder: Path) -> NessieClient:
+    path = folder / f"nessie-token-{uuid.uuid4().hex[:6]}"
+    path.write_text(token)
+    return NessieClient(endpoints.nessie_url, token_file=str(path))
+
+
+def refused(call: Callable[[], object]) -> int:
+    """The HTTP status Nessie refuses `call` with (fails the test if it is allowed)."""
+    with pytest.raises(ServiceError) as refusal:
+        call()
+    return refusal.value.status
+
+
+def put_key(
+    nessie: NessieClient, branch: Reference, *elements: str, delete: bool = False
+) -> Reference:
+    """Commit a namespace at key `elements` to `branch` (or its deletion), as
+    `nessie`'s principal."""
+    key = {"elements": list(elements)}
+    operation: dict[str, Any] = {"type": "DELETE", "key": key}
+    if not delete:
+        operation = {"type": "PUT", "key": key, "content": {"type": "NAMESPACE", **key}}
+    body = {"commitMeta": {"message": "sneak"}, "operations": [operation]}
+    resp = nessie.request("POST", f"/trees/{branch.name}@{branch.hash}/history/commit", json=body)
+    return Reference(branch.name, resp.json()["targetBranch"]["hash"])
+
+
+def assert_nessie_isolates(endpoints: Endpoints, a: Tenant, b: Tenant, folder: Path) -> None:
+    admin = endpoints.nessie()
+    committers = {
+        c.message.split(" run ")[0]: c.committer for c in admin.log(MAIN_BRANCH, limit=50)
+    }
+    assert committers[f"publish {a.id}"] == a.principal
+    assert committers[f"publish {b.id}"] == b.principal
+
+    nessie = as_nessie(endpoints, a.token(NESSIE_AUDIENCE), folder)
+    main = nessie.get_reference(MAIN_BRANCH)
+    assert main is not None
+    own = nessie.get_reference(a.names.staging_branch)
+    assert own is not None
+    # B's branches: not even visible; no commit to them, however it is addressed.
+    b_staging = admin.get_reference(b.names.staging_branch)
+    assert b_staging is not None
+    assert refused(lambda: nessie.get_reference(b.names.staging_branch)) == 403
+    assert refused(lambda: put_key(nessie, b_staging, "sneak")) == 403
+    assert refused(lambda: nessie.delete_branch(b_staging)) == 403
+    assert refused(lambda: nessie.create_branch(b.names.run_lock_branch, main)) == 403
+    assert refused(lambda: nessie.create_branch("main-2", main)) == 403
+    # Main: no assignment (a rollback or a jump to unchecked data), no commit to
+    # B's schema, no deletion (Nessie keeps its default branch from anyone). (A
+    # commit is a merge to Nessie's rules: A's own keys, A's runner gates by tests.)
+    assert refused(lambda: nessie.assign_branch(main, own)) == 403
+    assert refused(lambda: put_key(nessie, main, b.names.lake_schema, "sneak")) == 403
+    assert refused(lambda: nessie.delete_branch(main)) in (400, 403)
+    # A merge carrying B's tables (or anything not A's) is refused whole: Nessie
+    # checks every key a merge changes; main stays where it was.
+    for elements in ((b.names.lake_schema, "sneak"), ("sneak",)):
+        start = nessie.get_reference(a.names.staging_branch)
+        assert start is not None
+        sneaked = put_key(nessie, start, *elements)
+        assert refused(lambda sneaked=sneaked: nessie.merge(sneaked, main)) == 403
+        assert admin.get_reference(MAIN_BRANCH) == main
+        nessie.assign_branch(sneaked, main)  # A may reset its own branch
+    # ... while A's own schema merges (as A's runs publish).
+    start = nessie.get_reference(a.names.staging_branch)
+    assert start is not None
+    mine_key = f"t{uuid.uuid4().hex[:6]}"
+    mine = put_key(nessie, start, a.names.lake_schema, mine_key)
+    published = nessie.merge(mine, main, message=f"test: {a.id} merges its own key")
+    assert published.hash != main.hash
+    assert admin.log(MAIN_BRANCH, limit=1)[0].committer == a.principal
+    # (and takes it out again: the lake stays as A's runs left it)
+    put_key(nessie, published, a.names.lake_schema, mine_key, delete=True)
+
+    # Who Nessie does not know is refused: no token, a token for Trino, a forged one.
+    for token in (None, a.token(), forged_token(NESSIE_PRINCIPALS.admin, NESSIE_AUDIENCE)):
+        stranger = (
+            as_nessie(endpoints, token, folder) if token else NessieClient(endpoints.nessie_url)
+        )
+        assert refused(lambda stranger=stranger: stranger.get_reference(MAIN_BRANCH)) == 401

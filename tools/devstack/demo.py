@@ -22,7 +22,6 @@ import yaml
 from kubernetes import client
 from kubernetes import config as kube_config
 
-from clientpipelines.clients.nessie import NessieClient
 from clientpipelines.manifests import GROUP, PLURAL, VERSION
 from clientpipelines.naming import ClientNames
 from devstack import kubelet, procs
@@ -221,7 +220,7 @@ def show_published(stack: Stack, client_id: str) -> None:
     for table in client_tables(stack, client_id):
         (count,) = trino.query(f"select count(*) from lake.{schema}.{table}")[0]
         print(f"      lake.{schema}.{table}: {count} rows")
-    commit = NessieClient(ep.nessie_url).log("main", limit=1)[0]
+    commit = ep.nessie().log("main", limit=1)[0]
     print(f"      published by Nessie commit {commit.hash[:12]} on main: {commit.message!r}")
     print(
         "      Elementary report: not produced here (its dbt package comes from dbt Hub, "

@@ -6,14 +6,18 @@ by this CA, and RBAC decides what their user and groups may do.
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import ipaddress
+import json
+import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 _VALIDITY = dt.timedelta(days=365)
@@ -140,16 +144,52 @@ class CertificateAuthority:
 def write_service_account_keys(directory: Path) -> KeyPair:
     """The key pair the API server signs (private) and verifies (public) tokens with.
 
-    `cert` holds the public key here: kube-apiserver reads public keys from
-    --service-account-key-file and refuses a PKCS#8 private key there.
+    RSA, as kubeadm makes a cluster's: Nessie (Quarkus OIDC) verifies tokens with
+    a local public key only if it is RSA. `cert` holds the public key here:
+    kube-apiserver reads public keys from --service-account-key-file and refuses a
+    PKCS#8 private key there.
     """
-    pair = KeyPair(directory / "service-account.pub", directory / "service-account.key")
+    pair = KeyPair(directory / "service-account-rsa.pub", directory / "service-account-rsa.key")
     if not (pair.key.exists() and pair.cert.exists()):
-        key = ec.generate_private_key(ec.SECP256R1())
-        _write_key(key, pair.key)
+        key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        pair.key.write_bytes(
+            key.private_bytes(
+                serialization.Encoding.PEM,
+                serialization.PrivateFormat.PKCS8,
+                serialization.NoEncryption(),
+            )
+        )
+        pair.key.chmod(0o600)
         pair.cert.write_bytes(
             key.public_key().public_bytes(
                 serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
             )
         )
     return pair
+
+
+def mint_service_account_token(
+    pair: KeyPair, subject: str, audience: str, lifetime: dt.timedelta
+) -> str:
+    """A token as the API server's TokenRequest makes one (RS256, its issuer), for a
+    platform principal where no control plane runs (the local stack's services)."""
+
+    def part(data: dict[str, Any]) -> str:
+        raw = json.dumps(data, separators=(",", ":")).encode()
+        return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+    key = serialization.load_pem_private_key(pair.key.read_bytes(), None)
+    if not isinstance(key, rsa.RSAPrivateKey):
+        raise TypeError(f"{pair.key}: not an RSA key")
+    now = int(time.time())
+    claims = {
+        "iss": SERVICE_ACCOUNT_ISSUER,
+        "aud": [audience],
+        "sub": subject,
+        "iat": now,
+        "nbf": now,
+        "exp": now + int(lifetime.total_seconds()),
+    }
+    signing_input = f"{part({'alg': 'RS256', 'typ': 'JWT'})}.{part(claims)}"
+    signature = key.sign(signing_input.encode(), padding.PKCS1v15(), hashes.SHA256())
+    return f"{signing_input}.{base64.urlsafe_b64encode(signature).rstrip(b'=').decode()}"

@@ -6,21 +6,30 @@ One `*_plan` function per service; `devstack.stack` starts them in order and wai
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import os
 import pwd
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from clientpipelines.nessie_access import TOKEN_AUDIENCE as NESSIE_TOKEN_AUDIENCE
+from clientpipelines.nessie_access import TRINO_TOKEN_ENV as NESSIE_TRINO_TOKEN_ENV
+from clientpipelines.nessie_access import Principals, server_properties
 from clientpipelines.trino_access import TOKEN_AUDIENCE as TRINO_TOKEN_AUDIENCE
 from clientpipelines.trino_access import RulesFile
 from devstack import artifacts, procs
 from devstack.paths import identity_root
-from devstack.pki import SERVICE_ACCOUNT_ISSUER, write_service_account_keys
+from devstack.pki import (
+    SERVICE_ACCOUNT_ISSUER,
+    mint_service_account_token,
+    write_service_account_keys,
+)
 
 if TYPE_CHECKING:
     from devstack.stack import Endpoints, Stack
@@ -28,6 +37,10 @@ if TYPE_CHECKING:
 # The platform's principals in Trino: client certificates from the stack's CA.
 TRINO_ADMIN = "admin"
 TRINO_OPERATOR = "clientpipelines-operator"
+# ... and in Nessie: ServiceAccounts of the namespace argocd/ deploys the platform to.
+PLATFORM_NAMESPACE = "data-platform"
+NESSIE_PRINCIPALS = Principals.in_namespace(PLATFORM_NAMESPACE)
+NESSIE_TOKEN_LIFETIME = dt.timedelta(days=365)
 
 POSTGRES_MAJOR = 15
 POSTGRES_BIN = Path(f"/usr/lib/postgresql/{POSTGRES_MAJOR}/bin")
@@ -165,6 +178,12 @@ def s3proxy_plan(stack: Stack, arts: artifacts.Artifacts, ep: Endpoints) -> Plan
 
 def nessie_plan(stack: Stack, arts: artifacts.Artifacts) -> Plan:
     data = stack.data_dir("nessie")
+    # Authentication (tokens signed by the control planes' ServiceAccount key) and
+    # the CEL rules of nessie_access; a properties file, as Quarkus reads it.
+    conf = stack.directory / "conf" / "nessie.properties"
+    public_key = write_service_account_keys(identity_root()).cert.read_text()
+    write_properties(conf, server_properties(NESSIE_PRINCIPALS, public_key, SERVICE_ACCOUNT_ISSUER))
+    management = f"http://127.0.0.1:{stack.ports['nessie_management']}"
     argv = [
         str(artifacts.java_home(17) / "bin" / "java"),
         "-Xmx512m",
@@ -177,11 +196,47 @@ def nessie_plan(stack: Stack, arts: artifacts.Artifacts) -> Plan:
         f"-Dnessie.version.store.persist.rocks.database-path={data / 'rocksdb'}",
         "-Dquarkus.log.console.json=false",
         "-Dquarkus.otel.sdk.disabled=true",
+        f"-Dquarkus.config.locations={conf.as_uri()}",
         "-jar",
         str(arts.nessie_jar),
     ]
-    url = f"http://127.0.0.1:{stack.ports['nessie']}/api/v2/config"
-    return Plan(argv, lambda: procs.http_status(url) == 200)
+    # Every API call needs a token now; readiness is on the management port.
+    return Plan(argv, lambda: procs.http_status(f"{management}/q/health/ready") == 200)
+
+
+def nessie_token_files(stack: Stack) -> dict[str, str]:
+    """The platform principals' Nessie tokens (admin, trino, operator), as files.
+
+    A cluster's kubelet projects these tokens; here they are signed with the same
+    key the local control planes sign with, and made again well before they expire.
+    """
+    folder = stack.directory / "nessie-tokens"
+    folder.mkdir(parents=True, exist_ok=True)
+    folder.chmod(0o700)
+    pair = write_service_account_keys(identity_root())
+    files = {}
+    for name, principal in (
+        ("admin", NESSIE_PRINCIPALS.admin),
+        ("trino", NESSIE_PRINCIPALS.trino),
+        ("operator", NESSIE_PRINCIPALS.operator),
+    ):
+        path = folder / name
+        fresh = path.exists() and (
+            time.time() - path.stat().st_mtime < NESSIE_TOKEN_LIFETIME.total_seconds() / 2
+        )
+        # A token from another signing key (a new identity) is made again too.
+        if not fresh or path.stat().st_mtime < pair.key.stat().st_mtime:
+            token = mint_service_account_token(
+                pair, principal, NESSIE_TOKEN_AUDIENCE, NESSIE_TOKEN_LIFETIME
+            )
+            tmp = path.with_name(f".{name}.tmp")
+            tmp.unlink(missing_ok=True)
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as out:
+                out.write(token)
+            tmp.replace(path)
+        files[name] = str(path)
+    return files
 
 
 def kafka_config(stack: Stack) -> Path:
@@ -407,6 +462,7 @@ def trino_plan(stack: Stack, arts: artifacts.Artifacts, ep: Endpoints) -> Plan:
         **os.environ,
         LAKE_S3_ACCESS_KEY_ENV: ep.s3_access_key,
         LAKE_S3_SECRET_KEY_ENV: ep.s3_secret_key,
+        NESSIE_TRINO_TOKEN_ENV: Path(ep.nessie_tokens["trino"]).read_text(),
     }
     return Plan(argv, healthy, cwd=data, env=env)
 
@@ -440,8 +496,9 @@ def version(stack: Stack, service: str, ep: Endpoints) -> str | None:
     if service == "connect":
         return str(procs.http_json(ep.connect_url)["version"])
     if service == "nessie":
-        config = procs.http_json(f"{ep.nessie_url}/config")
-        return str(config.get("actualApiVersion") and artifacts.NESSIE_VERSION)
+        management = f"http://127.0.0.1:{stack.ports['nessie_management']}"
+        ready = procs.http_status(f"{management}/q/health/ready") == 200
+        return artifacts.NESSIE_VERSION if ready else None
     if service == "kafka":
         log = stack.log("kafka").read_text(errors="replace")
         return artifacts.KAFKA_VERSION if "Kafka Server started" in log else None
@@ -461,6 +518,9 @@ def lake_catalog_properties(ep: Endpoints, *, ref: str = "main") -> dict[str, st
         "iceberg.nessie-catalog.uri": ep.nessie_url,
         "iceberg.nessie-catalog.ref": ref,
         "iceberg.nessie-catalog.default-warehouse-dir": ep.warehouse,
+        # Trino's own Nessie token, from its environment (never in the catalog's text).
+        "iceberg.nessie-catalog.authentication.type": "BEARER",
+        "iceberg.nessie-catalog.authentication.token": f"${{ENV:{NESSIE_TRINO_TOKEN_ENV}}}",
         "fs.native-s3.enabled": "true",
         "s3.endpoint": ep.s3_endpoint,
         "s3.region": ep.s3_region,
@@ -491,7 +551,11 @@ logger.connect.level = INFO
 
 def write_properties(path: Path, props: dict[str, str], *, private: bool = False) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    text = "".join(f"{k}={v}\n" for k, v in props.items())
+
+    def escape(value: str) -> str:  # a Java properties value, read back as written
+        return value.replace("\\", "\\\\").replace("\n", "\\n")
+
+    text = "".join(f"{k}={escape(v)}\n" for k, v in props.items())
     if path.exists() and path.read_text() == text:
         return
     path.write_text(text)

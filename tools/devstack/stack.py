@@ -26,6 +26,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from clientpipelines.clients.nessie import NessieClient
 from clientpipelines.clients.trino import TrinoClient, TrinoLogin
 from devstack import artifacts, procs, services
 from devstack.paths import cache_root, run_root
@@ -92,6 +93,8 @@ class Endpoints:
     trino_credentials_dir: str = ""
     # Connectors' logins, as files Kafka Connect's FileConfigProvider reads.
     connect_credentials_dir: str = ""
+    # The platform principals' Nessie tokens (admin, trino, operator), as files.
+    nessie_tokens: dict[str, str] = field(default_factory=dict)
 
     @property
     def trino_url(self) -> str:
@@ -112,6 +115,10 @@ class Endpoints:
 
     def trino(self, principal: str = TRINO_ADMIN) -> TrinoClient:
         return self.trino_login(principal).client()
+
+    def nessie(self, principal: str = "admin") -> NessieClient:
+        """Nessie as `principal` ("admin", "trino" or "operator")."""
+        return NessieClient(self.nessie_url, token_file=self.nessie_tokens[principal])
 
     def postgres_dsn(self, database: str = "postgres") -> str:
         return (
@@ -222,6 +229,7 @@ class Stack:
             trino_rules_file=str(self.directory / "trino-access" / "rules.json"),
             trino_credentials_dir=str(self.directory / "trino-credentials"),
             connect_credentials_dir=str(self.directory / "connect-credentials"),
+            nessie_tokens=services.nessie_token_files(self),
         )
 
     @property
@@ -368,6 +376,7 @@ def operator_env(
         "KUBECONFIG": str(kubeconfig),
         "CONNECT_URL": ep.connect_url,
         "NESSIE_URL": ep.nessie_url,
+        "NESSIE_TOKEN_FILE": ep.nessie_tokens["operator"],
         **ep.trino_login(TRINO_OPERATOR).to_env(),
         # The operator grants each client's runner its catalogs in the file Trino
         # authorizes with (a cluster's operator writes a ConfigMap Trino mounts).

@@ -87,14 +87,17 @@ def run_config(stack: Stack, src: ClientSource, mode: str = "cdc") -> RunConfig:
 def runner_env(stack: Stack, src: ClientSource, mode: str = "cdc") -> dict[str, str]:
     """The run contract, and a login for a run outside Kubernetes.
 
-    There is no Pod here to mount the client's ServiceAccount token, so these runs
-    present the platform administrator's certificate; runs the operator schedules
-    (tests/acceptance, `make demo`) are the client's own principal.
+    There is no Pod here to mount the client's ServiceAccount tokens, so these runs
+    present the platform administrator's certificate (Trino) and token (Nessie);
+    runs the operator schedules (tests/acceptance, `make demo`) are the client's
+    own principal.
     """
+    ep = stack.endpoints()
     return {
         **run_config(stack, src, mode).to_env(),
-        **stack.endpoints().trino_login().to_env(),
+        **ep.trino_login().to_env(),
         ENV["trino_token_file"]: "",
+        ENV["nessie_token_file"]: ep.nessie_tokens["admin"],
     }
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import requests
@@ -22,10 +23,25 @@ class RestClient:
         *,
         session: requests.Session | None = None,
         timeout: float = DEFAULT_TIMEOUT,
+        token_file: str | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.session = session or requests.Session()
         self.timeout = timeout
+        self.token_file = token_file
+
+    def _headers(self) -> dict[str, str] | None:
+        """A bearer token read from `token_file` for each request: a projected
+        ServiceAccount token is rotated in place by the kubelet."""
+        if not self.token_file:
+            return None
+        try:
+            token = Path(self.token_file).read_text().strip()
+        except OSError as exc:
+            raise ServiceError(
+                self.service, f"cannot read the token file {self.token_file}: {exc.strerror}"
+            ) from exc
+        return {"Authorization": f"Bearer {token}"}
 
     def request(
         self,
@@ -39,7 +55,12 @@ class RestClient:
         """Send one request; statuses in `allow` are returned instead of raised."""
         try:
             resp = self.session.request(
-                method, f"{self.base_url}{path}", json=json, params=params, timeout=self.timeout
+                method,
+                f"{self.base_url}{path}",
+                json=json,
+                params=params,
+                headers=self._headers(),
+                timeout=self.timeout,
             )
         except requests.RequestException as exc:
             raise ServiceUnavailable(

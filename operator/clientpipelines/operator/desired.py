@@ -32,9 +32,12 @@ from clientpipelines.runconfig import (
 )
 
 RUNNER_COMMAND = ["clientpipelines-runner", "run"]
-# Where a run's ServiceAccount token (for Trino) is mounted, as the kubelet projects it.
+# Where a run's ServiceAccount tokens are mounted, as the kubelet projects them:
+# one volume per service, each token made for that service's audience alone.
 RUNNER_TOKEN_DIR = "/var/run/secrets/clientpipelines/trino"  # noqa: S105 - a path
 RUNNER_TOKEN_FILE = f"{RUNNER_TOKEN_DIR}/token"
+RUNNER_NESSIE_TOKEN_DIR = "/var/run/secrets/clientpipelines/nessie"  # noqa: S105 - a path
+RUNNER_NESSIE_TOKEN_FILE = f"{RUNNER_NESSIE_TOKEN_DIR}/token"
 HEARTBEAT_RETENTION_MS = 24 * 3600 * 1000
 # Every change topic's settings: what Kafka Connect creates a topic with
 # (topic.creation.default.*) and what the operator creates an empty table's topic
@@ -332,6 +335,8 @@ def build_run_config(spec: PipelineSpec, settings: Settings) -> RunConfig:
         # Over HTTPS a run is its own principal: its ServiceAccount's token.
         trino_token_file=RUNNER_TOKEN_FILE if settings.trino_scheme == "https" else None,
         trino_ca_pem=settings.trino_ca_pem(),
+        # Where Nessie authenticates, a run is its own principal there too.
+        nessie_token_file=RUNNER_NESSIE_TOKEN_FILE if settings.nessie_token_file else None,
     )
 
 
@@ -357,8 +362,8 @@ def build_service_account(spec: PipelineSpec, owner: Mapping[str, str]) -> dict[
             "labels": {LABEL_CLIENT: spec.client_id, LABEL_MANAGED_BY: MANAGER},
             "ownerReferences": [_owner_reference(owner)],
         },
-        # Only the projected token the CronJob asks for (audience Trino), never
-        # one for the Kubernetes API.
+        # Only the projected tokens the CronJob asks for (audiences Trino and
+        # Nessie), never one for the Kubernetes API.
         "automountServiceAccountToken": False,
     }
 
@@ -421,20 +426,24 @@ def build_cronjob(
         "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],  # noqa: S108 - dbt's scratch space
     }
     volumes: list[dict[str, Any]] = [{"name": "tmp", "emptyDir": {}}]
-    if run.trino_token_file:
-        container["volumeMounts"].append(
-            {"name": "trino-token", "mountPath": RUNNER_TOKEN_DIR, "readOnly": True}
-        )
+    for volume, token_file, audience in (
+        ("trino-token", run.trino_token_file, settings.trino_token_audience),
+        ("nessie-token", run.nessie_token_file, settings.nessie_token_audience),
+    ):
+        if not token_file:
+            continue
+        folder, file_name = token_file.rsplit("/", 1)
+        container["volumeMounts"].append({"name": volume, "mountPath": folder, "readOnly": True})
         volumes.append(
             {
-                "name": "trino-token",
+                "name": volume,
                 "projected": {
                     "sources": [
                         {
                             "serviceAccountToken": {
-                                "audience": settings.trino_token_audience,
+                                "audience": audience,
                                 "expirationSeconds": token_lifetime(spec),
-                                "path": RUNNER_TOKEN_FILE.rsplit("/", 1)[1],
+                                "path": file_name,
                             }
                         }
                     ]
@@ -464,7 +473,7 @@ def build_cronjob(
                         "restartPolicy": "Never",
                         "serviceAccountName": names.runner_service_account,
                         # The runner needs nothing from the Kubernetes API: no token
-                        # for it, only the projected one for Trino.
+                        # for it, only the projected ones for Trino and Nessie.
                         "automountServiceAccountToken": False,
                         "securityContext": {"seccompProfile": {"type": "RuntimeDefault"}},
                         "containers": [container],

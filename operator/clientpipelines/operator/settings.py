@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from clientpipelines.clients.trino import TrinoLogin
+from clientpipelines.nessie_access import TOKEN_AUDIENCE as NESSIE_TOKEN_AUDIENCE
 from clientpipelines.operator.quantity import parse_quantity
 from clientpipelines.trino_access import TOKEN_AUDIENCE
 
@@ -51,6 +52,11 @@ class Settings:
     trino_cert_file: str | None = None
     trino_key_file: str | None = field(default=None, repr=False)
     trino_token_audience: str = TOKEN_AUDIENCE
+    # Nessie with authentication: the operator's own token (a projected ServiceAccount
+    # token, read again for each request), and the audience of the tokens runs get.
+    # Unset: Nessie is reached without a token, and runs get none.
+    nessie_token_file: str | None = None
+    nessie_token_audience: str = NESSIE_TOKEN_AUDIENCE
     # The access rules file Trino authorizes with (trino_access.RulesFile) and the
     # administrators it names; unset: the operator grants nothing in Trino.
     trino_rules_file: str | None = None
@@ -84,6 +90,7 @@ class Settings:
         for name, path in (
             ("TRINO_CA_FILE", trino.ca_file),
             ("TRINO_CLIENT_KEY_FILE", trino.key_file),
+            ("NESSIE_TOKEN_FILE", e.get("NESSIE_TOKEN_FILE")),
         ):
             if path and not os.access(path, os.R_OK):
                 raise RuntimeError(f"{name}: {path} cannot be read")
@@ -98,6 +105,8 @@ class Settings:
             trino_cert_file=trino.cert_file,
             trino_key_file=trino.key_file,
             trino_token_audience=e.get("TRINO_TOKEN_AUDIENCE") or TOKEN_AUDIENCE,
+            nessie_token_file=e.get("NESSIE_TOKEN_FILE") or None,
+            nessie_token_audience=e.get("NESSIE_TOKEN_AUDIENCE") or NESSIE_TOKEN_AUDIENCE,
             trino_rules_file=e.get("TRINO_ACCESS_RULES_FILE") or None,
             trino_credentials_dir=e.get("TRINO_CREDENTIALS_DIR") or None,
             connect_credentials_dir=e.get("CONNECT_CREDENTIALS_DIR") or None,

@@ -70,7 +70,7 @@ class Systems:
             settings=settings,
             connect=KafkaConnectClient(settings.connect_url),
             kafka=KafkaTopics(settings.kafka_bootstrap),
-            nessie=NessieClient(settings.nessie_url),
+            nessie=NessieClient(settings.nessie_url, token_file=settings.nessie_token_file),
             trino=settings.trino_login().client(),
             kube=KubeClient(api) if api is not None else None,
         )

@@ -102,7 +102,7 @@ class Run:
         self.config = config
         self.options = options
         self.names = config.names
-        self.nessie = NessieClient(config.nessie_url)
+        self.nessie = NessieClient(config.nessie_url, token_file=config.nessie_token_file)
         self.scratch = Path(tempfile.mkdtemp(prefix="trino-"))
         self.login = config.trino_login(os.environ, self.scratch)
         self.trino = self.login.client()

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from functools import partial
 
-from clientpipelines.clients.errors import ServiceError
+from clientpipelines.clients.errors import Conflict, ServiceError
+from clientpipelines.clients.nessie import NO_ANCESTOR, NessieClient, Reference
 from clientpipelines.naming import MAIN_BRANCH
+from clientpipelines.nessie_access import BOOTSTRAP_NAMESPACE
 from clientpipelines.operator.parts.base import PartContext, PartResult, Removal
 
 
@@ -17,12 +19,31 @@ def ensure(ctx: PartContext) -> PartResult:
         main = nessie.get_reference(MAIN_BRANCH)
         if main is None:
             raise ServiceError("nessie", f"branch {MAIN_BRANCH} does not exist")
+        if main.hash == NO_ANCESTOR:
+            main = first_commit(nessie, main)
+            writes.append(f"made {MAIN_BRANCH}'s first commit ({BOOTSTRAP_NAMESPACE})")
         nessie.create_branch(name, main)
         repaired = bool(ctx.status.get("branch"))
         writes.append(f"{'repaired' if repaired else 'created'} branch {name} from {MAIN_BRANCH}")
     return PartResult(
         True, "BranchExists", f"{name} exists", status={"branch": {"name": name}}, writes=writes
     )
+
+
+def first_commit(nessie: NessieClient, main: Reference) -> Reference:
+    """Give an empty `main` its first commit, so runs can merge into it.
+
+    Nessie merges only between branches with a common ancestor, and a client's
+    runner may not move `main` by assignment (nessie_access): it publishes by merge
+    alone. The commit adds an empty namespace no client's schema can be named.
+    """
+    try:
+        return nessie.commit_namespace(main, BOOTSTRAP_NAMESPACE, "clientpipelines: first commit")
+    except Conflict:  # another reconcile made it first
+        current = nessie.get_reference(MAIN_BRANCH)
+        if current is None:
+            raise
+        return current
 
 
 def remove(ctx: PartContext, removal: Removal) -> None:
