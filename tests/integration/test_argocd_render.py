@@ -9,19 +9,34 @@ The real sync by a real Argo CD is tests/acceptance/test_argocd.py.
 from __future__ import annotations
 
 import configparser
+import datetime as dt
 import io
+import os
+import re
+import subprocess
 import tarfile
-from collections.abc import Iterator
+import uuid
+from collections.abc import Callable, Iterator
 from functools import cache
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
+import psycopg
 import pytest
 import yaml
 
+from clientpipelines import nessie_access
+from clientpipelines.clients.errors import ServiceError
+from clientpipelines.clients.nessie import NessieClient
+from clientpipelines.naming import MAIN_BRANCH, ClientNames
+from clientpipelines.nessie_access import Principals
+from clientpipelines.operator.parts.branch import first_commit
+from devstack import artifacts, procs
 from devstack.controlplane import ControlPlane
-from devstack.paths import REPO_ROOT
+from devstack.paths import REPO_ROOT, identity_root
+from devstack.pki import mint_service_account_token, write_service_account_keys
+from devstack.stack import Endpoints
 from tests.argocd_render import CHART_REPOSITORY, CLUSTER_SCOPED, chart_of, render_application
 from tests.integration.test_charts import PROMETHEUS_CRDS, established, helm, kubectl
 
@@ -356,3 +371,201 @@ def test_every_platform_application_passes_server_side_dry_run(
     result = kubectl(control_plane.kubeconfig, "apply", "--dry-run=server", "--server-side",
                      "--force-conflicts", "-f", "-", stdin=yaml.safe_dump_all(docs))  # fmt: skip
     assert result.returncode == 0, result.stderr
+
+
+def java_properties(text: str) -> dict[str, str]:
+    """A properties file as Java reads it: continuation lines joined, `\\x` unescaped."""
+    out: dict[str, str] = {}
+    logical = re.sub(r"\\\n\s*", "", text)
+    for line in logical.splitlines():
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        key, _, value = line.partition("=")
+        out[key.strip()] = re.sub(r"\\(.)", r"\1", value.strip())
+    return out
+
+
+def nessie_config() -> tuple[str, dict[str, Any]]:
+    """Nessie's rendered application.properties and its container."""
+    docs = rendered("platform-nessie")
+    (config,) = [d["data"]["application.properties"] for d in docs if d["kind"] == "ConfigMap"]
+    (container,) = one(docs, "Deployment", "nessie")["spec"]["template"]["spec"]["containers"]
+    return config, container
+
+
+def platform_principals() -> Principals:
+    namespace = applications()["platform-nessie"]["spec"]["destination"]["namespace"]
+    return Principals.in_namespace(namespace)
+
+
+def test_nessie_authenticates_every_caller_and_authorizes_by_the_generated_rules() -> None:
+    config, container = nessie_config()
+    props = java_properties(config)
+    assert props["nessie.server.authentication.enabled"] == "true"
+    # Tokens checked with the cluster's key, not by an OIDC server nobody runs.
+    assert "quarkus.oidc.auth-server-url" not in props
+    assert props["quarkus.oidc.token.audience"] == nessie_access.TOKEN_AUDIENCE
+    key_ref = next(e for e in container["env"] if e["name"] == "QUARKUS_OIDC_PUBLIC_KEY")
+    # ... the key Trino checks runs' tokens with.
+    trino_pod = one(rendered("platform-trino"), "Deployment", "trino-coordinator")
+    trino_maps = {v["configMap"]["name"] for v in trino_pod["spec"]["template"]["spec"]["volumes"]
+                  if "configMap" in v}  # fmt: skip
+    assert key_ref["valueFrom"]["configMapKeyRef"]["name"] in trino_maps
+    trino_config = properties(
+        {
+            d["metadata"]["name"]: d["data"]
+            for d in rendered("platform-trino")
+            if d["kind"] == "ConfigMap"
+        }["trino-coordinator"]["config.properties"]
+    )
+    assert (
+        props["quarkus.oidc.token.issuer"]
+        == (trino_config["http-server.authentication.jwt.required-issuer"])
+    )
+    assert props["nessie.server.authorization.enabled"] == "true"
+    prefix = "nessie.server.authorization.rules."
+    deployed = {k.removeprefix(prefix): v for k, v in props.items() if k.startswith(prefix)}
+    assert deployed == nessie_access.rules(platform_principals())
+
+
+def test_every_nessie_client_presents_its_own_token() -> None:
+    principals = platform_principals()
+    audience = nessie_access.TOKEN_AUDIENCE
+    # The operator: its ServiceAccount's projected token for Nessie, by the rules' name.
+    env = operator_env()
+    assert env["NESSIE_TOKEN_AUDIENCE"] == audience
+    pod = operator_deployment()["spec"]["template"]["spec"]
+    account = one(rendered("clientpipeline-operator"), "ServiceAccount")["metadata"]["name"]
+    assert principals.operator.endswith(f":{account}")
+    projected = {v["name"]: v["projected"] for v in pod["volumes"] if "projected" in v}
+    (source,) = projected["nessie-token"]["sources"]
+    assert source["serviceAccountToken"]["audience"] == audience
+    # Trino: its token from its environment, in the lake catalog and the staging
+    # catalogs alike (the operator's catalog properties), named by the rules.
+    docs = rendered("platform-trino")
+    lake = properties(
+        {d["metadata"]["name"]: d["data"] for d in docs if d["kind"] == "ConfigMap"}[
+            "trino-catalog"
+        ]["lake.properties"]
+    )
+    staging = yaml.safe_load(env["ICEBERG_CATALOG_PROPERTIES"])
+    token = f"${{ENV:{nessie_access.TRINO_TOKEN_ENV}}}"
+    for catalog in (lake, staging):
+        assert catalog["iceberg.nessie-catalog.authentication.type"] == "BEARER"
+        assert catalog["iceberg.nessie-catalog.authentication.token"] == token
+    coordinator = one(docs, "Deployment", "trino-coordinator")["spec"]["template"]["spec"]
+    assert principals.trino.endswith(f":{coordinator['serviceAccountName']}")
+    sources = {s["secretRef"]["name"] for s in coordinator["containers"][0]["envFrom"]}
+    assert "trino-nessie" in sources
+    # The administrator's account exists for the platform team to take tokens of.
+    accounts = {d["metadata"]["name"] for d in rendered("platform-resources")
+                if d["kind"] == "ServiceAccount"}  # fmt: skip
+    assert principals.admin.rsplit(":", 1)[1] in accounts
+
+
+@pytest.mark.timeout(300)
+def test_the_rendered_nessie_config_enforces_the_rules_in_a_real_nessie(
+    tmp_path: Path, endpoints: Endpoints
+) -> None:
+    """Nessie 0.99 started with the chart's application.properties as rendered, its
+    JDBC version store in a database of the local Postgres (not the cluster's), the
+    local cluster key in place of the ConfigMap: each principal may do what the
+    rules say."""
+    config, _ = nessie_config()
+    database = f"nessie_render_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(endpoints.postgres_dsn(), autocommit=True) as conn:
+        conn.execute(f'create database "{database}"')
+    port, management = procs.free_port(), procs.free_port()
+    # Where it runs here: the rendered lines replaced (Quarkus reads this file's
+    # values over -D options), every other line as deployed.
+    local: dict[str, str | None] = {
+        "quarkus.datasource.postgresql.jdbc.url": "jdbc:postgresql://"
+        f"{endpoints.postgres_host}:{endpoints.postgres_port}/{database}",
+        "quarkus.http.port": str(port),
+        "quarkus.management.port": str(management),
+        # Peers' cache invalidations go to the pods behind this Service, found by a
+        # DNS query (no DNS server here, and no peers): off.
+        "nessie.version.store.persist.cache-invalidations.service-names": None,
+    }
+    lines = config.splitlines()
+    for key, value in local.items():
+        (at,) = [i for i, line in enumerate(lines) if line.startswith(f"{key}=")]
+        lines[at] = f"{key}={value}" if value is not None else ""
+    conf = tmp_path / "application.properties"
+    conf.write_text("\n".join(lines) + "\n")
+    keys = write_service_account_keys(identity_root())
+    log = tmp_path / "nessie.log"
+    argv = [
+        str(artifacts.java_home(21) / "bin" / "java"),
+        "-Xmx256m",
+        f"-Dquarkus.config.locations={conf.as_uri()}",
+        "-Dquarkus.http.host=127.0.0.1",
+        "-Dquarkus.management.host=127.0.0.1",
+        "-jar",
+        str(artifacts.nessie_jar()),
+    ]
+    # As the Deployment sets them (from the nessie-db Secret and the ConfigMap).
+    env = {
+        **os.environ,
+        "QUARKUS_OIDC_PUBLIC_KEY": keys.cert.read_text(),
+        "quarkus.datasource.postgresql.username": endpoints.postgres_user,
+        "quarkus.datasource.postgresql.password": endpoints.postgres_password,
+    }
+    with log.open("wb") as out:
+        proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, cwd=tmp_path, env=env)
+    try:
+
+        def ready() -> bool:
+            assert proc.poll() is None, f"Nessie exited: {procs.tail(log)}"
+            try:
+                return procs.http_ok(f"http://127.0.0.1:{management}/q/health/ready")
+            except OSError:
+                return False
+
+        procs.wait_for("Nessie with the rendered config", ready, timeout=120)
+        url = f"http://127.0.0.1:{port}/api/v2"
+        principals = platform_principals()
+
+        def as_(principal: str) -> NessieClient:
+            path = tmp_path / f"token-{len(list(tmp_path.iterdir()))}"
+            lifetime = dt.timedelta(minutes=10)
+            token = mint_service_account_token(
+                keys, principal, nessie_access.TOKEN_AUDIENCE, lifetime
+            )
+            path.write_text(token)
+            return NessieClient(url, token_file=str(path))
+
+        def status(call: Callable[[], object]) -> int:
+            try:
+                call()
+            except ServiceError as exc:
+                return exc.status
+            return 200
+
+        operator, trino = as_(principals.operator), as_(principals.trino)
+        acme = as_(ClientNames("acme").runner_principal("clients"))
+        main = operator.get_reference(MAIN_BRANCH)
+        assert main is not None
+        assert status(lambda: NessieClient(url).get_reference(MAIN_BRANCH)) == 401
+        # The operator: first commit on an empty main, then the client's branch.
+        main = first_commit(operator, main)
+        assert status(lambda: operator.create_branch("acme-staging", main)) == 200
+        assert status(lambda: operator.create_branch("dev", main)) == 403
+        # Trino writes staging branches, never main.
+        staging = trino.get_reference("acme-staging")
+        assert staging is not None
+        staging = trino.commit_namespace(staging, "acme", "trino writes acme's staging")
+        assert status(lambda: trino.commit_namespace(main, "x", "m")) == 403
+        # The client merges its own schema, nothing else; it cannot touch another's.
+        assert status(lambda: acme.merge(staging, main)) == 200
+        assert status(lambda: acme.create_branch("other-staging", main)) == 403
+        assert status(lambda: as_(principals.admin).delete_branch(staging)) == 200
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        with psycopg.connect(endpoints.postgres_dsn(), autocommit=True) as conn:
+            conn.execute(f'drop database if exists "{database}" with (force)')

@@ -462,3 +462,23 @@ def test_with_a_credentials_folder_the_connector_config_holds_a_reference_not_th
 def test_readers_come_from_spec_access_sorted() -> None:
     assert spec().readers == ()
     assert spec(access__readers=["zoe", "ana@example.com"]).readers == ("ana@example.com", "zoe")
+
+
+def test_with_nessie_authentication_a_run_gets_its_own_nessie_token() -> None:
+    secured = dataclasses.replace(SETTINGS, nessie_token_file="/var/run/operator/nessie")
+    owner = {"name": "acme-health", "uid": "u-1"}
+    pod = desired.build_cronjob(spec(), secured, owner)["spec"]["jobTemplate"]["spec"]["template"]
+    volumes = {v["name"]: v for v in pod["spec"]["volumes"]}
+    (source,) = volumes["nessie-token"]["projected"]["sources"]
+    token = source["serviceAccountToken"]
+    # Made for Nessie alone: Trino, or the Kubernetes API, refuses it.
+    assert token["audience"] == "nessie"
+    (container,) = pod["spec"]["containers"]
+    mount = next(m for m in container["volumeMounts"] if m["name"] == "nessie-token")
+    env = {e["name"]: e["value"] for e in container["env"] if "value" in e}
+    assert env["NESSIE_TOKEN_FILE"] == f"{mount['mountPath']}/{token['path']}"
+    # The operator's own token never reaches a run.
+    assert "/var/run/operator/nessie" not in json.dumps(pod)
+    # Without authentication in Nessie, no token.
+    plain = desired.build_cronjob(spec(), SETTINGS, owner)["spec"]["jobTemplate"]["spec"]
+    assert "nessie-token" not in json.dumps(plain)

@@ -11,9 +11,10 @@ import time
 from pathlib import Path
 from typing import Any
 
+import yaml
 from kubernetes import config as kube_config
 
-from clientpipelines import manifests
+from clientpipelines import manifests, nessie_access
 from devstack import artifacts, binaries
 from devstack.controlplane import ControlPlane, default_directory
 from devstack.operator import install_crd
@@ -21,6 +22,8 @@ from devstack.paths import REPO_ROOT
 from devstack.procs import StartupError, tail
 from devstack.sampledata import CLINICAL_TABLES, SAMPLE_TABLES, SampleData
 from devstack.stack import SERVICES, Stack, endpoints_json, operator_env
+
+NESSIE_RULES_VALUES = REPO_ROOT / "argocd" / "values" / "nessie-authorization.yaml"
 
 
 def _cluster_up(_: argparse.Namespace) -> int:
@@ -196,6 +199,20 @@ def _gen_crds(_: argparse.Namespace) -> int:
     return 0
 
 
+def _gen_nessie_rules(_: argparse.Namespace) -> int:
+    """Write Nessie's authorization rules for the deployed platform (argocd/values/)."""
+    target = NESSIE_RULES_VALUES
+    target.write_text(nessie_access.chart_values(platform_namespace()))
+    print(f"wrote {target}")
+    return 0
+
+
+def platform_namespace() -> str:
+    """The namespace argocd/apps deploys the platform to (its platformNamespace)."""
+    values = yaml.safe_load((REPO_ROOT / "argocd" / "apps" / "values.yaml").read_text())
+    return str(values["platformNamespace"])
+
+
 def _gen_chart_docs(_: argparse.Namespace) -> int:
     """Write each chart's README from its Chart.yaml and values.yaml."""
     from devstack import chartdocs  # noqa: PLC0415
@@ -286,6 +303,9 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser(
         "gen-chart-docs", help="write each chart's README from its values.yaml"
     ).set_defaults(func=_gen_chart_docs)
+    sub.add_parser(
+        "gen-nessie-rules", help="write Nessie's authorization rules into argocd/values/"
+    ).set_defaults(func=_gen_nessie_rules)
     gen = sub.add_parser(
         "gen-omop", help="generate the OMOP CDM tables' data, dbt models and tests"
     )
