@@ -115,6 +115,9 @@ def credential_values(stack: Stack) -> dict[str, str]:
     platform = stack.credentials()
     for key in ("postgres_password", "s3_secret_key", "trino_shared_secret"):
         values[f"the platform's {key}"] = platform[key]
+    # The platform principals' Nessie tokens (Trino's is in its environment).
+    for principal, path in stack.endpoints().nessie_tokens.items():
+        values[f"the {principal}'s Nessie token"] = Path(path).read_text().strip()
     return values
 
 

@@ -569,3 +569,14 @@ def test_the_rendered_nessie_config_enforces_the_rules_in_a_real_nessie(
             proc.wait()
         with psycopg.connect(endpoints.postgres_dsn(), autocommit=True) as conn:
             conn.execute(f'drop database if exists "{database}" with (force)')
+
+
+def test_runs_get_no_platform_secret_and_minio_no_default_user() -> None:
+    # Runs are their clients' own principals: the deployed operator hands them no
+    # shared secret (runner.envSecret stays empty, and so reports are off).
+    env = operator_env()
+    assert env["RUNNER_ENV_SECRET"] == ""
+    assert env["REPORTS_URI"] == ""
+    # MinIO's chart adds a `console` admin with a published password unless told not to.
+    docs = rendered("platform-minio")
+    assert "console123" not in yaml.safe_dump_all(docs)

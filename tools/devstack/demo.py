@@ -272,7 +272,8 @@ Look around:
   kubectl -n {NAMESPACE} describe clientpipeline {client_id}
   Trino:        {ep.trino_url}   (HTTPS: the stack's CA {ep.trino_ca_file};
                 the administrator's certificate and key {" ".join(ep.trino_certs["admin"])})
-  Nessie API:   {ep.nessie_url}/trees
+  Nessie API:   {ep.nessie_url}/trees   (with the administrator's token:
+                -H "Authorization: Bearer $(cat {ep.nessie_tokens["admin"]})")
   operator log: {log}
   service logs: make stack-logs SERVICE=trino
 Run the demo again: make demo (reuses what runs). Stop everything:
