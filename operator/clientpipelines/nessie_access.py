@@ -9,13 +9,16 @@ audience `nessie`, and names the caller by the token's subject. The principals:
   clients' staging branches (`<id>-staging`), never to `main`: Trino's own rules
   (trino_access) decide which client may write which staging catalog;
 - the operator: create and delete clients' staging and lock branches, see
-  references, and give an empty `main` its first commit (BOOTSTRAP_NAMESPACE);
-- a client's runner, `system:serviceaccount:<namespace>:<id>-runner`: anything on
-  its own branches (`<id>-staging`, `<id>-run-lock`); on `main` only to see it and
-  merge into it, and that merge may create, change or delete only the content of
-  its own lake schemas (`<sql id>` and `<sql id>_elementary`): Nessie checks each
-  key a merge changes against these rules, so a merge carrying another client's
-  tables is refused whole.
+  references, and add BOOTSTRAP_NAMESPACE to `main` (it does so only to give an
+  empty `main` its first commit);
+- a client's runner, `system:serviceaccount:<namespace>:<id>-runner` in one of the
+  clients' namespaces: its own branches (`<id>-staging`, `<id>-run-lock`) as
+  references (create, reset, delete, see, read the log) and the one key of its
+  lock, but no content on them: they start from main, so they hold every client's
+  published tables; on `main` only to see it and merge into it, and that merge may
+  create, change or delete only the content of its own lake schemas (`<sql id>`
+  and `<sql id>_elementary`): Nessie checks each key a merge changes against
+  these rules, so a merge carrying another client's tables is refused whole.
 
 No one may delete `main` (Nessie refuses to delete its default branch) or move it
 by assignment, except the administrator.
@@ -31,6 +34,8 @@ https://projectnessie.org/nessie-0-99-0/authentication/
 
 from __future__ import annotations
 
+import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from clientpipelines.naming import (
@@ -55,14 +60,26 @@ READ_OPS = ("VIEW_REFERENCE", "READ_ENTRIES", "READ_CONTENT_KEY", "LIST_COMMIT_L
 READ_CONTENT_OPS = ("READ_ENTITY_VALUE",)
 WRITE_OPS = ("COMMIT_CHANGE_AGAINST_REFERENCE",)
 ENTITY_OPS = ("CREATE_ENTITY", "UPDATE_ENTITY", "DELETE_ENTITY")
+# What a runner does with its own branches (create, reset, delete, read the head
+# and the log, commit its lock): no content read.
+RUNNER_REF_OPS = (
+    "VIEW_REFERENCE",
+    "CREATE_REFERENCE",
+    "DELETE_REFERENCE",
+    "ASSIGN_REFERENCE_TO_HASH",
+    "LIST_COMMIT_LOG",
+    "COMMIT_CHANGE_AGAINST_REFERENCE",
+)
 
-# A principal as Kubernetes names a ServiceAccount's token subject.
-_SA = "^system:serviceaccount:[a-z0-9]([-a-z0-9]*[a-z0-9])?:"
+# Any namespace name (DNS-1123 label), for where clients' runs may be anywhere.
+ANY_NAMESPACE = "[a-z0-9](?:[-a-z0-9]*[a-z0-9])?"
 # A client id's '-'-separated segments (an id may hold '--', so a segment may be empty).
 _SEGMENT = "([a-z0-9]*)"
 # An id of at most MAX_CLIENT_ID_LENGTH characters, starting and ending with an
 # alphanumeric, has at most this many segments.
 MAX_SEGMENTS = MAX_CLIENT_ID_LENGTH - 1
+# The key a run's lock branch holds (who holds the lock, until when).
+RUN_LOCK_KEY = "run-lock"
 
 
 def service_account(namespace: str, name: str) -> str:
@@ -72,20 +89,55 @@ def service_account(namespace: str, name: str) -> str:
 
 @dataclass(frozen=True)
 class Principals:
-    """The platform's principals in Nessie."""
+    """The platform's principals in Nessie, and where clients' runners may be.
+
+    `client_namespaces` is a regular expression over namespace names: the rules
+    take `<id>-runner` as client `<id>`'s runner only there (a ServiceAccount of
+    that name elsewhere is nobody).
+    """
 
     admin: str
     trino: str
     operator: str
+    client_namespaces: str = ANY_NAMESPACE
 
     @classmethod
-    def in_namespace(cls, namespace: str) -> Principals:
-        """The platform's ServiceAccounts in `namespace` (as argocd/ deploys them)."""
+    def in_namespace(
+        cls, namespace: str, client_namespaces: Sequence[str] | None = None
+    ) -> Principals:
+        """The platform's ServiceAccounts in `namespace` (as argocd/ deploys them),
+        clients' runners in `client_namespaces` (default: any namespace)."""
         return cls(
             admin=service_account(namespace, "nessie-admin"),
             trino=service_account(namespace, "trino"),
             operator=service_account(namespace, "clientpipeline-operator"),
+            client_namespaces=(
+                "|".join(re.escape(n) for n in client_namespaces)
+                if client_namespaces
+                else ANY_NAMESPACE
+            ),
         )
+
+    @property
+    def _runners(self) -> str:
+        return f"^system:serviceaccount:(?:{self.client_namespaces}):"
+
+    def runner_pattern(self) -> str:
+        """Any client's runner."""
+        return f"{self._runners}[a-z][-a-z0-9]*{_runner_suffix()}$"
+
+    def own_branch_pattern(self, branches: str = "") -> str:
+        """`role|ref` of a client's runner on one of that client's branches (of the
+        alternatives `branches`, default its staging and lock branches)."""
+        suffixes = branches or "|".join(s.lstrip("-") for s in _branch_suffixes())
+        return f"{self._runners}([a-z][-a-z0-9]*){_runner_suffix()}[|]\\1-(?:{suffixes})$"
+
+    def own_key_pattern(self, segments: int) -> str:
+        """`role|path` of a client's runner (an id of `segments` parts) on a key of
+        its lake schemas: the id's '-' are '_' in the schema's name."""
+        ids = "-".join([_SEGMENT] * segments)
+        sql = "_".join(f"\\{i + 1}" for i in range(segments))
+        return f"{self._runners}{ids}{_runner_suffix()}[|]{sql}(?:{ELEMENTARY_SUFFIX})?(?:[.].*)?$"
 
 
 def _list(ops: tuple[str, ...]) -> str:
@@ -107,33 +159,13 @@ def _branch_suffixes() -> list[str]:
     return [b.removeprefix(probe.client_id) for b in (probe.staging_branch, probe.run_lock_branch)]
 
 
-def own_branch_pattern() -> str:
-    """`role|ref` of a client's runner on one of that client's branches."""
-    suffixes = "|".join(s.lstrip("-") for s in _branch_suffixes())
-    runner = _runner_suffix()
-    return f"{_SA}([a-z][-a-z0-9]*){runner}[|]\\2-({suffixes})$"
-
-
-def runner_pattern() -> str:
-    """Any client's runner."""
-    return f"{_SA}[a-z][-a-z0-9]*{_runner_suffix()}$"
-
-
-def own_key_pattern(segments: int) -> str:
-    """`role|path` of a client's runner (an id of `segments` parts) on a key of its
-    lake schemas: the id's '-' are '_' in the schema's name."""
-    # Group 1 is the namespace's optional inner part; the id's segments follow.
-    ids = "-".join([_SEGMENT] * segments)
-    sql = "_".join(f"\\{i + 2}" for i in range(segments))
-    return f"{_SA}{ids}{_runner_suffix()}[|]{sql}({ELEMENTARY_SUFFIX})?([.].*)?$"
-
-
 def rules(principals: Principals) -> dict[str, str]:
     """Nessie's authorization rules (rule id -> CEL expression); a request is allowed
     when any rule allows it."""
     p = principals
     main = _cel_string(MAIN_BRANCH)
     staging_suffix, lock_suffix = (_cel_string(s) for s in _branch_suffixes())
+    lock_branch = lock_suffix.strip("'").lstrip("-")
     out = {
         "admin": f"role == {_cel_string(p.admin)}",
         "trino-read": (
@@ -148,22 +180,33 @@ def rules(principals: Principals) -> dict[str, str]:
             f" || (op in ['CREATE_REFERENCE', 'DELETE_REFERENCE'] && ref != {main}"
             f" && (ref.endsWith({staging_suffix}) || ref.endsWith({lock_suffix}))))"
         ),
-        # ... and give an empty main its first commit: the one namespace, nothing else.
+        # ... and add BOOTSTRAP_NAMESPACE to main (it does so only while main is empty).
         "operator-first-commit": (
             f"role == {_cel_string(p.operator)} && ref == {main}"
             f" && (op == 'COMMIT_CHANGE_AGAINST_REFERENCE'"
             f" || (op == 'CREATE_ENTITY' && path == {_cel_string(BOOTSTRAP_NAMESPACE)}))"
         ),
-        "runner-own-branches": f"(role + '|' + ref).matches({_cel_string(own_branch_pattern())})",
+        # A runner handles its branches as references, and reads no content on them:
+        # they hold every client's published tables (they start from main). Its
+        # staging branch's content is written by Trino, under Trino's rules.
+        "runner-own-branches": (
+            f"op in {_list(RUNNER_REF_OPS)}"
+            f" && (role + '|' + ref).matches({_cel_string(p.own_branch_pattern())})"
+        ),
+        # ... but for the key of its lock.
+        "runner-lock-key": (
+            f"op in {_list(ENTITY_OPS)} && path == {_cel_string(RUN_LOCK_KEY)}"
+            f" && (role + '|' + ref).matches({_cel_string(p.own_branch_pattern(lock_branch))})"
+        ),
         "runner-main": (
             f"ref == {main} && op in ['VIEW_REFERENCE', 'COMMIT_CHANGE_AGAINST_REFERENCE']"
-            f" && role.matches({_cel_string(runner_pattern())})"
+            f" && role.matches({_cel_string(p.runner_pattern())})"
         ),
     }
     for segments in range(1, MAX_SEGMENTS + 1):
         out[f"runner-main-keys-{segments:02d}"] = (
             f"ref == {main} && op in {_list(ENTITY_OPS)}"
-            f" && (role + '|' + path).matches({_cel_string(own_key_pattern(segments))})"
+            f" && (role + '|' + path).matches({_cel_string(p.own_key_pattern(segments))})"
         )
     return out
 
@@ -190,20 +233,26 @@ def server_properties(principals: Principals, public_key_pem: str, issuer: str) 
 CHART_VALUES_HEADER = """\
 # Generated by `uv run devstack gen-nessie-rules` from
 # operator/clientpipelines/nessie_access.py (read its docstring): do not edit.
-# Nessie's authorization rules for the platform in namespace {namespace}; the
+# Nessie's authorization rules for the platform in namespace {namespace}, clients'
+# runs in {client_namespaces}; the
 # chart writes each into application.properties as it is, so backslashes are
 # doubled here (a properties file's escape).
 """
 
 
-def chart_values(namespace: str) -> str:
-    """The Nessie chart's `authorization` values for the platform in `namespace`."""
+def chart_values(namespace: str, client_namespaces: Sequence[str]) -> str:
+    """The Nessie chart's `authorization` values for the platform in `namespace`,
+    clients' runs in `client_namespaces`."""
     import yaml  # noqa: PLC0415 - only the generator and its test need it
 
     escaped = {
-        k: v.replace("\\", "\\\\") for k, v in rules(Principals.in_namespace(namespace)).items()
+        k: v.replace("\\", "\\\\")
+        for k, v in rules(Principals.in_namespace(namespace, client_namespaces)).items()
     }
     body = yaml.safe_dump(
         {"authorization": {"enabled": True, "rules": escaped}}, sort_keys=False, width=1000
     )
-    return CHART_VALUES_HEADER.format(namespace=namespace) + body
+    header = CHART_VALUES_HEADER.format(
+        namespace=namespace, client_namespaces=", ".join(client_namespaces)
+    )
+    return header + body

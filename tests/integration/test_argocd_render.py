@@ -473,8 +473,6 @@ def test_the_rendered_nessie_config_enforces_the_rules_in_a_real_nessie(
     rules say."""
     config, _ = nessie_config()
     database = f"nessie_render_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(endpoints.postgres_dsn(), autocommit=True) as conn:
-        conn.execute(f'create database "{database}"')
     port, management = procs.free_port(), procs.free_port()
     # Where it runs here: the rendered lines replaced (Quarkus reads this file's
     # values over -D options), every other line as deployed.
@@ -511,12 +509,17 @@ def test_the_rendered_nessie_config_enforces_the_rules_in_a_real_nessie(
         "quarkus.datasource.postgresql.username": endpoints.postgres_user,
         "quarkus.datasource.postgresql.password": endpoints.postgres_password,
     }
-    with log.open("wb") as out:
-        proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, cwd=tmp_path, env=env)
+    proc: subprocess.Popen[bytes] | None = None
     try:
+        with psycopg.connect(endpoints.postgres_dsn(), autocommit=True) as conn:
+            conn.execute(f'create database "{database}"')
+        with log.open("wb") as out:
+            proc = subprocess.Popen(
+                argv, stdout=out, stderr=subprocess.STDOUT, cwd=tmp_path, env=env
+            )
 
         def ready() -> bool:
-            assert proc.poll() is None, f"Nessie exited: {procs.tail(log)}"
+            assert proc is not None and proc.poll() is None, f"Nessie exited: {procs.tail(log)}"
             try:
                 return procs.http_ok(f"http://127.0.0.1:{management}/q/health/ready")
             except OSError:
@@ -559,14 +562,18 @@ def test_the_rendered_nessie_config_enforces_the_rules_in_a_real_nessie(
         # The client merges its own schema, nothing else; it cannot touch another's.
         assert status(lambda: acme.merge(staging, main)) == 200
         assert status(lambda: acme.create_branch("other-staging", main)) == 403
+        # An account of that name outside the clients' namespaces is nobody.
+        elsewhere = as_(ClientNames("acme").runner_principal("team-a"))
+        assert status(lambda: elsewhere.get_reference("acme-staging")) == 403
         assert status(lambda: as_(principals.admin).delete_branch(staging)) == 200
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        if proc is not None:
+            proc.terminate()
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
         with psycopg.connect(endpoints.postgres_dsn(), autocommit=True) as conn:
             conn.execute(f'drop database if exists "{database}" with (force)')
 

@@ -353,12 +353,21 @@ def assert_nessie_isolates(endpoints: Endpoints, a: Tenant, b: Tenant, folder: P
     assert refused(lambda: nessie.assign_branch(main, own)) == 403
     assert refused(lambda: put_key(nessie, main, b.names.lake_schema, "sneak")) == 403
     assert refused(lambda: nessie.delete_branch(main)) in (400, 403)
+    # A's branches start from main, so they hold B's published tables: A handles
+    # them as references only, and reads no content on them (B's table metadata
+    # would point Trino at B's files), nor writes any.
+    b_key = f"{b.names.lake_schema}.provider"
+    assert refused(lambda: nessie.request("GET", f"/trees/{own.name}/contents/{b_key}")) == 403
+    assert refused(lambda: nessie.request("GET", f"/trees/{own.name}/entries")) == 403
+    assert refused(lambda: put_key(nessie, own, a.names.lake_schema, "sneak")) == 403
+    # Content reaches A's staging branch through Trino (its rules decide whose).
+    trino = endpoints.nessie("trino")
     # A merge carrying B's tables (or anything not A's) is refused whole: Nessie
     # checks every key a merge changes; main stays where it was.
     for elements in ((b.names.lake_schema, "sneak"), ("sneak",)):
         start = nessie.get_reference(a.names.staging_branch)
         assert start is not None
-        sneaked = put_key(nessie, start, *elements)
+        sneaked = put_key(trino, start, *elements)
         assert refused(lambda sneaked=sneaked: nessie.merge(sneaked, main)) == 403
         assert admin.get_reference(MAIN_BRANCH) == main
         nessie.assign_branch(sneaked, main)  # A may reset its own branch
@@ -366,12 +375,13 @@ def assert_nessie_isolates(endpoints: Endpoints, a: Tenant, b: Tenant, folder: P
     start = nessie.get_reference(a.names.staging_branch)
     assert start is not None
     mine_key = f"t{uuid.uuid4().hex[:6]}"
-    mine = put_key(nessie, start, a.names.lake_schema, mine_key)
+    mine = put_key(trino, start, a.names.lake_schema, mine_key)
     published = nessie.merge(mine, main, message=f"test: {a.id} merges its own key")
     assert published.hash != main.hash
     assert admin.log(MAIN_BRANCH, limit=1)[0].committer == a.principal
     # (and takes it out again: the lake stays as A's runs left it)
     put_key(nessie, published, a.names.lake_schema, mine_key, delete=True)
+    nessie.assign_branch(mine, nessie.get_reference(MAIN_BRANCH) or main)
 
     # Who Nessie does not know is refused: no token, a token for Trino, a forged one.
     for token in (None, a.token(), forged_token(NESSIE_PRINCIPALS.admin, NESSIE_AUDIENCE)):

@@ -10,20 +10,17 @@ from __future__ import annotations
 import re
 
 import pytest
+import yaml
 
 from clientpipelines import nessie_access
 from clientpipelines.naming import MAX_CLIENT_ID_LENGTH, ClientNames
-from clientpipelines.nessie_access import (
-    Principals,
-    own_branch_pattern,
-    own_key_pattern,
-    rules,
-    runner_pattern,
-)
+from clientpipelines.nessie_access import Principals, rules
+from devstack.paths import REPO_ROOT
 
 pytestmark = pytest.mark.unit
 
 IDS = ["acme", "acme-health", "a--b", "x1-y2-z3", "acme-he"]
+ANYWHERE = Principals.in_namespace("data-platform")
 
 
 def runner(client_id: str, namespace: str = "clients") -> str:
@@ -33,13 +30,13 @@ def runner(client_id: str, namespace: str = "clients") -> str:
 def may_write_key(client_id: str, path: str) -> bool:
     role = runner(client_id)
     return any(
-        re.match(own_key_pattern(n), f"{role}|{path}")
+        re.match(ANYWHERE.own_key_pattern(n), f"{role}|{path}")
         for n in range(1, nessie_access.MAX_SEGMENTS + 1)
     )
 
 
 def may_use_branch(client_id: str, ref: str) -> bool:
-    return bool(re.match(own_branch_pattern(), f"{runner(client_id)}|{ref}"))
+    return bool(re.match(ANYWHERE.own_branch_pattern(), f"{runner(client_id)}|{ref}"))
 
 
 @pytest.mark.parametrize("client_id", IDS)
@@ -67,22 +64,38 @@ def test_a_runner_uses_its_own_branches_only(client_id: str) -> None:
         assert not may_use_branch(client_id, ClientNames(other).staging_branch), other
 
 
-def test_only_runners_match_the_runner_pattern() -> None:
-    assert re.match(runner_pattern(), runner("acme-health", "team-a"))
-    principals = Principals.in_namespace("data-platform")
-    for principal in (principals.admin, principals.trino, principals.operator, "admin"):
-        assert not re.match(runner_pattern(), principal), principal
-    # Another namespace's account named like a runner is still "a runner" (ids are
-    # unique cluster-wide; the operator refuses a taken one): say so, not hide it.
-    assert re.match(runner_pattern(), "system:serviceaccount:any:acme-runner")
+def test_only_runners_in_the_clients_namespaces_match() -> None:
+    assert re.match(ANYWHERE.runner_pattern(), runner("acme-health", "team-a"))
+    for principal in (ANYWHERE.admin, ANYWHERE.trino, ANYWHERE.operator, "admin"):
+        assert not re.match(ANYWHERE.runner_pattern(), principal), principal
+    # Deployed, a runner is one only in the clients' namespaces: an account named
+    # acme-runner elsewhere is nobody.
+    deployed = Principals.in_namespace("data-platform", ["clients", "clients-eu"])
+    assert re.match(deployed.runner_pattern(), runner("acme", "clients-eu"))
+    for namespace in ("team-a", "clientsx", "x-clients"):
+        principal = runner("acme", namespace)
+        assert not re.match(deployed.runner_pattern(), principal), principal
+        assert not re.match(deployed.own_branch_pattern(), f"{principal}|acme-staging")
+        assert not re.match(deployed.own_key_pattern(1), f"{principal}|acme.person")
 
 
-def test_every_valid_id_has_a_key_rule() -> None:
-    widest = "a" + "-a" * ((MAX_CLIENT_ID_LENGTH - 1) // 2)
-    assert len(widest) <= MAX_CLIENT_ID_LENGTH
-    assert may_write_key(widest, ClientNames(widest).lake_schema)
-    dashes = "a" + "-" * (MAX_CLIENT_ID_LENGTH - 2) + "a"
-    assert may_write_key(dashes, ClientNames(dashes).lake_schema)
+@pytest.mark.parametrize("segments", range(1, nessie_access.MAX_SEGMENTS + 1))
+def test_every_count_of_segments_has_its_key_rule(segments: int) -> None:
+    # "a--..--b": `segments` parts (the inner ones empty); and "a-a-..-a" where it fits.
+    client_ids = ["a" + "-" * (segments - 1) + "b"]
+    if 2 * segments - 1 <= MAX_CLIENT_ID_LENGTH:
+        client_ids.append("-".join(["a"] * segments))
+    for client_id in client_ids:
+        own = ClientNames(client_id)
+        assert may_write_key(client_id, f"{own.lake_schema}.t"), client_id
+        # Its neighbours (one segment more or less) are other clients.
+        neighbours = [client_id[0] + "-" + client_id[1:]] if len(client_id) > 1 else []
+        if segments > 1:
+            neighbours.append(client_id.replace("-", "", 1))
+        for other in neighbours:
+            if len(other) <= MAX_CLIENT_ID_LENGTH:
+                schema = ClientNames(other).lake_schema
+                assert not may_write_key(client_id, f"{schema}.t"), other
 
 
 def test_rules_are_cel_with_escaped_literals() -> None:
@@ -90,8 +103,8 @@ def test_rules_are_cel_with_escaped_literals() -> None:
     out = rules(principals)
     assert out["admin"] == f"role == '{principals.admin}'"
     assert len([r for r in out if r.startswith("runner-main-keys-")]) == nessie_access.MAX_SEGMENTS
-    # A back-reference reaches Nessie as `\2`: the CEL literal doubles the backslash.
-    assert "\\\\2" in out["runner-own-branches"]
+    # A back-reference reaches Nessie as `\1`: the CEL literal doubles the backslash.
+    assert "\\\\1" in out["runner-own-branches"]
     assert "main" not in out["trino-write-staging"]
     props = nessie_access.server_properties(principals, "PEM", "https://issuer")
     assert props["quarkus.oidc.token.audience"] == nessie_access.TOKEN_AUDIENCE
@@ -102,7 +115,8 @@ def test_the_deployed_rules_are_generated_from_here() -> None:
     """argocd/values/nessie-authorization.yaml is `devstack gen-nessie-rules`' output."""
     from devstack.cli import NESSIE_RULES_VALUES, platform_namespace  # noqa: PLC0415
 
-    expected = nessie_access.chart_values(platform_namespace())
+    operator = yaml.safe_load((REPO_ROOT / "argocd" / "values" / "operator.yaml").read_text())
+    expected = nessie_access.chart_values(platform_namespace(), operator["clientNamespaces"])
     assert NESSIE_RULES_VALUES.read_text() == expected, (
         f"{NESSIE_RULES_VALUES.name} is stale: run `uv run devstack gen-nessie-rules`"
     )

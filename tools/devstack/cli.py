@@ -202,7 +202,10 @@ def _gen_crds(_: argparse.Namespace) -> int:
 def _gen_nessie_rules(_: argparse.Namespace) -> int:
     """Write Nessie's authorization rules for the deployed platform (argocd/values/)."""
     target = NESSIE_RULES_VALUES
-    target.write_text(nessie_access.chart_values(platform_namespace()))
+    operator = yaml.safe_load((REPO_ROOT / "argocd" / "values" / "operator.yaml").read_text())
+    target.write_text(
+        nessie_access.chart_values(platform_namespace(), operator["clientNamespaces"])
+    )
     print(f"wrote {target}")
     return 0
 

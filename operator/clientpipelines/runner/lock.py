@@ -10,6 +10,7 @@ from typing import Any
 
 from clientpipelines.clients.errors import Conflict
 from clientpipelines.clients.nessie import NessieClient, Reference
+from clientpipelines.nessie_access import RUN_LOCK_KEY
 
 HOLDER_GRACE_SECONDS = 10.0
 
@@ -44,7 +45,7 @@ def run_lock(
         except Conflict as exc:
             raise LockHeld(f"another run took the lock {name} meanwhile") from exc
     holder = {"run_id": run_id, "expires": time.time() + deadline_seconds}
-    nessie.commit_namespace(lock, "run-lock", json.dumps(holder))
+    nessie.commit_namespace(lock, RUN_LOCK_KEY, json.dumps(holder))
     try:
         yield
     finally:

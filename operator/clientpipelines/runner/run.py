@@ -21,7 +21,7 @@ from typing import TypeVar
 
 from clientpipelines import omop
 from clientpipelines.clients.errors import ServiceError, ServiceUnavailable
-from clientpipelines.clients.nessie import NessieClient, Reference
+from clientpipelines.clients.nessie import NO_ANCESTOR, NessieClient, Reference
 from clientpipelines.naming import MAIN_BRANCH
 from clientpipelines.runconfig import (
     RUN_ID_ENV,
@@ -295,6 +295,14 @@ class Run:
         if staging.hash == main.hash:
             self.summary.append("nothing to publish: staging equals main")
             return main
+        if main.hash == NO_ANCESTOR:
+            # A run may only merge into main, and Nessie merges only into a branch
+            # with a commit; the operator gives an empty main its first one.
+            raise RunFailed(
+                EXIT_UNAVAILABLE,
+                f"{MAIN_BRANCH} has no commit yet: the operator makes its first one "
+                "when it reconciles a pipeline (is it running?)",
+            )
         head = self.nessie.merge(
             staging,
             main,

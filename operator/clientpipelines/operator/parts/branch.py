@@ -15,13 +15,15 @@ def ensure(ctx: PartContext) -> PartResult:
     """The staging branch exists (created from main). The operator never moves main."""
     nessie, name = ctx.systems.nessie, ctx.spec.names.staging_branch
     writes = []
+    # Main is checked on every pass, not only when the branch is made: an empty
+    # main (a new platform, or one reset) takes no run's merge.
+    main = nessie.get_reference(MAIN_BRANCH)
+    if main is None:
+        raise ServiceError("nessie", f"branch {MAIN_BRANCH} does not exist")
+    if main.hash == NO_ANCESTOR:
+        main = first_commit(nessie, main)
+        writes.append(f"made {MAIN_BRANCH}'s first commit ({BOOTSTRAP_NAMESPACE})")
     if nessie.get_reference(name) is None:
-        main = nessie.get_reference(MAIN_BRANCH)
-        if main is None:
-            raise ServiceError("nessie", f"branch {MAIN_BRANCH} does not exist")
-        if main.hash == NO_ANCESTOR:
-            main = first_commit(nessie, main)
-            writes.append(f"made {MAIN_BRANCH}'s first commit ({BOOTSTRAP_NAMESPACE})")
         nessie.create_branch(name, main)
         repaired = bool(ctx.status.get("branch"))
         writes.append(f"{'repaired' if repaired else 'created'} branch {name} from {MAIN_BRANCH}")
