@@ -394,8 +394,11 @@ def nessie_config() -> tuple[str, dict[str, Any]]:
 
 
 def platform_principals() -> Principals:
+    """The principals as deployed: the platform's namespace, clients' runners in
+    the namespaces the operator's values give clients."""
     namespace = applications()["platform-nessie"]["spec"]["destination"]["namespace"]
-    return Principals.in_namespace(namespace)
+    operator = yaml.safe_load((REPO_ROOT / "argocd" / "values" / "operator.yaml").read_text())
+    return Principals.in_namespace(namespace, operator["clientNamespaces"])
 
 
 def test_nessie_authenticates_every_caller_and_authorizes_by_the_generated_rules() -> None:
