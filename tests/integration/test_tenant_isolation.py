@@ -11,9 +11,7 @@ plaintext requests are refused by both.
 
 from __future__ import annotations
 
-import base64
-import json
-import time
+import datetime as dt
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import replace
@@ -22,9 +20,7 @@ from typing import Any
 
 import pytest
 import requests
-from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 from kubernetes import client
 
 from clientpipelines.clients.errors import ServiceError
@@ -43,7 +39,7 @@ from devstack.operator import (
     put_client_secret,
     wait_ready,
 )
-from devstack.pki import SERVICE_ACCOUNT_ISSUER
+from devstack.pki import service_account_jwt
 from devstack.procs import wait_for
 from devstack.sampledata import SampleData
 from devstack.services import NESSIE_PRINCIPALS, TRINO_OPERATOR
@@ -147,25 +143,8 @@ def denied(login: TrinoLogin, sql: str) -> str:
 def forged_token(subject: str, audience: str = TOKEN_AUDIENCE) -> str:
     """A well-formed token for the cluster's issuer and `audience`, signed by a key
     no service trusts."""
-
-    def part(data: dict[str, Any]) -> str:
-        raw = json.dumps(data, separators=(",", ":")).encode()
-        return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
-
-    now = int(time.time())
-    claims = {
-        "iss": SERVICE_ACCOUNT_ISSUER,
-        "aud": [audience],
-        "sub": subject,
-        "iat": now,
-        "nbf": now,
-        "exp": now + 600,
-    }
-    signing_input = f"{part({'alg': 'ES256', 'typ': 'JWT'})}.{part(claims)}"
     key = ec.generate_private_key(ec.SECP256R1())
-    r, s = decode_dss_signature(key.sign(signing_input.encode(), ec.ECDSA(hashes.SHA256())))
-    signature = r.to_bytes(32, "big") + s.to_bytes(32, "big")
-    return f"{signing_input}.{base64.urlsafe_b64encode(signature).rstrip(b'=').decode()}"
+    return service_account_jwt(key, subject, audience, dt.timedelta(minutes=10))
 
 
 def tampered(token: str) -> str:

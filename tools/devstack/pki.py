@@ -18,6 +18,7 @@ from typing import Any
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
+from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 _VALIDITY = dt.timedelta(days=365)
@@ -173,14 +174,25 @@ def mint_service_account_token(
 ) -> str:
     """A token as the API server's TokenRequest makes one (RS256, its issuer), for a
     platform principal where no control plane runs (the local stack's services)."""
+    key = serialization.load_pem_private_key(pair.key.read_bytes(), None)
+    if not isinstance(key, rsa.RSAPrivateKey):
+        raise TypeError(f"{pair.key}: not an RSA key")
+    return service_account_jwt(key, subject, audience, lifetime)
+
+
+def service_account_jwt(
+    key: rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey,
+    subject: str,
+    audience: str,
+    lifetime: dt.timedelta,
+) -> str:
+    """A ServiceAccount token's JWT (the cluster's issuer) signed by `key`: RS256 for
+    an RSA key, ES256 for a P-256 one (the tests' forgeries)."""
 
     def part(data: dict[str, Any]) -> str:
         raw = json.dumps(data, separators=(",", ":")).encode()
         return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
 
-    key = serialization.load_pem_private_key(pair.key.read_bytes(), None)
-    if not isinstance(key, rsa.RSAPrivateKey):
-        raise TypeError(f"{pair.key}: not an RSA key")
     now = int(time.time())
     claims = {
         "iss": SERVICE_ACCOUNT_ISSUER,
@@ -190,6 +202,11 @@ def mint_service_account_token(
         "nbf": now,
         "exp": now + int(lifetime.total_seconds()),
     }
-    signing_input = f"{part({'alg': 'RS256', 'typ': 'JWT'})}.{part(claims)}"
-    signature = key.sign(signing_input.encode(), padding.PKCS1v15(), hashes.SHA256())
-    return f"{signing_input}.{base64.urlsafe_b64encode(signature).rstrip(b'=').decode()}"
+    alg = "RS256" if isinstance(key, rsa.RSAPrivateKey) else "ES256"
+    signing_input = f"{part({'alg': alg, 'typ': 'JWT'})}.{part(claims)}".encode()
+    if isinstance(key, rsa.RSAPrivateKey):
+        signature = key.sign(signing_input, padding.PKCS1v15(), hashes.SHA256())
+    else:
+        r, s = decode_dss_signature(key.sign(signing_input, ec.ECDSA(hashes.SHA256())))
+        signature = r.to_bytes(32, "big") + s.to_bytes(32, "big")
+    return f"{signing_input.decode()}.{base64.urlsafe_b64encode(signature).rstrip(b'=').decode()}"
