@@ -165,7 +165,7 @@ def rules(principals: Principals) -> dict[str, str]:
     p = principals
     main = _cel_string(MAIN_BRANCH)
     staging_suffix, lock_suffix = (_cel_string(s) for s in _branch_suffixes())
-    lock_branch = lock_suffix.strip("'").lstrip("-")
+    lock_branch = _branch_suffixes()[1].lstrip("-")
     out = {
         "admin": f"role == {_cel_string(p.admin)}",
         "trino-read": (

@@ -33,6 +33,7 @@ from clientpipelines.naming import MAIN_BRANCH, ClientNames
 from clientpipelines.nessie_access import Principals
 from clientpipelines.operator.parts.branch import first_commit
 from devstack import artifacts, procs
+from devstack.cli import deployed_client_namespaces
 from devstack.controlplane import ControlPlane
 from devstack.paths import REPO_ROOT, identity_root
 from devstack.pki import mint_service_account_token, write_service_account_keys
@@ -397,8 +398,7 @@ def platform_principals() -> Principals:
     """The principals as deployed: the platform's namespace, clients' runners in
     the namespaces the operator's values give clients."""
     namespace = applications()["platform-nessie"]["spec"]["destination"]["namespace"]
-    operator = yaml.safe_load((REPO_ROOT / "argocd" / "values" / "operator.yaml").read_text())
-    return Principals.in_namespace(namespace, operator["clientNamespaces"])
+    return Principals.in_namespace(namespace, deployed_client_namespaces())
 
 
 def test_nessie_authenticates_every_caller_and_authorizes_by_the_generated_rules() -> None:

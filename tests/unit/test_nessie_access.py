@@ -10,12 +10,10 @@ from __future__ import annotations
 import re
 
 import pytest
-import yaml
 
 from clientpipelines import nessie_access
 from clientpipelines.naming import MAX_CLIENT_ID_LENGTH, ClientNames
 from clientpipelines.nessie_access import Principals, rules
-from devstack.paths import REPO_ROOT
 
 pytestmark = pytest.mark.unit
 
@@ -113,10 +111,8 @@ def test_rules_are_cel_with_escaped_literals() -> None:
 
 def test_the_deployed_rules_are_generated_from_here() -> None:
     """argocd/values/nessie-authorization.yaml is `devstack gen-nessie-rules`' output."""
-    from devstack.cli import NESSIE_RULES_VALUES, platform_namespace  # noqa: PLC0415
+    from devstack.cli import NESSIE_RULES_VALUES, nessie_rules_values  # noqa: PLC0415
 
-    operator = yaml.safe_load((REPO_ROOT / "argocd" / "values" / "operator.yaml").read_text())
-    expected = nessie_access.chart_values(platform_namespace(), operator["clientNamespaces"])
-    assert NESSIE_RULES_VALUES.read_text() == expected, (
+    assert NESSIE_RULES_VALUES.read_text() == nessie_rules_values(), (
         f"{NESSIE_RULES_VALUES.name} is stale: run `uv run devstack gen-nessie-rules`"
     )

@@ -201,19 +201,27 @@ def _gen_crds(_: argparse.Namespace) -> int:
 
 def _gen_nessie_rules(_: argparse.Namespace) -> int:
     """Write Nessie's authorization rules for the deployed platform (argocd/values/)."""
-    target = NESSIE_RULES_VALUES
-    operator = yaml.safe_load((REPO_ROOT / "argocd" / "values" / "operator.yaml").read_text())
-    target.write_text(
-        nessie_access.chart_values(platform_namespace(), operator["clientNamespaces"])
-    )
-    print(f"wrote {target}")
+    NESSIE_RULES_VALUES.write_text(nessie_rules_values())
+    print(f"wrote {NESSIE_RULES_VALUES}")
     return 0
+
+
+def nessie_rules_values() -> str:
+    """What argocd/values/nessie-authorization.yaml holds: the rules for the platform
+    as argocd/ deploys it."""
+    return nessie_access.chart_values(platform_namespace(), deployed_client_namespaces())
 
 
 def platform_namespace() -> str:
     """The namespace argocd/apps deploys the platform to (its platformNamespace)."""
     values = yaml.safe_load((REPO_ROOT / "argocd" / "apps" / "values.yaml").read_text())
     return str(values["platformNamespace"])
+
+
+def deployed_client_namespaces() -> list[str]:
+    """The namespaces the deployed operator takes clients in (its clientNamespaces)."""
+    values = yaml.safe_load((REPO_ROOT / "argocd" / "values" / "operator.yaml").read_text())
+    return [str(n) for n in values["clientNamespaces"]]
 
 
 def _gen_chart_docs(_: argparse.Namespace) -> int:
