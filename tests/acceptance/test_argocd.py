@@ -249,12 +249,7 @@ def root(
             delete_root(argo)
 
 
-def delete_root(argo: Argo) -> None:
-    """Delete the root Application and wait until every Application is gone, as
-    their finalizers say (Argo CD must still run to do it)."""
-    # A sync still running (MinIO's bucket Job, a PostSync hook, never completes
-    # without a kubelet) holds its Application's deletion: stop them as `argocd app
-    # terminate-op` does.
+def terminate_running_syncs(argo: Argo) -> None:
     for name, app in argo.applications().items():
         if (app.get("status") or {}).get("operationState", {}).get("phase") == "Running":
             with contextlib.suppress(ApiException):
@@ -262,16 +257,40 @@ def delete_root(argo: Argo) -> None:
                     *ARGO, NAMESPACE, "applications", name,
                     {"status": {"operationState": {"phase": "Terminating"}}},
                 )  # fmt: skip
+
+
+def delete_root(argo: Argo) -> None:
+    """Delete the root Application and wait until every Application is gone, as
+    their finalizers say (Argo CD must still run to do it)."""
+    # A sync still running (MinIO's bucket Job, a PostSync hook, never completes
+    # without a kubelet) holds its Application's deletion: Argo CD deletes no app
+    # while an operation runs (argoproj/argo-cd#17894). Stop them as `argocd app
+    # terminate-op` does, and keep doing so while waiting: automated sync (selfHeal)
+    # may start a new one on a child after the first pass, before the root's
+    # deletion reaches it (a cold run here once lost that race).
+    terminate_running_syncs(argo)
     with contextlib.suppress(ApiException):
         argo.objects.delete_namespaced_custom_object(
             *ARGO, NAMESPACE, "applications", "clientpipelines-root"
         )
-    deadline = time.monotonic() + 180
+    deadline = time.monotonic() + 300
     left = argo.applications()
     while left and time.monotonic() < deadline:
         time.sleep(1)
+        terminate_running_syncs(argo)
         left = argo.applications()
-    stuck = {n: (a.get("status") or {}).get("operationState") for n, a in left.items()}
+    # Short: the whole Application hides the reason behind pytest's truncation.
+    stuck = {
+        n: {
+            "deleting": bool(a["metadata"].get("deletionTimestamp")),
+            "finalizers": a["metadata"].get("finalizers"),
+            "operation": {
+                k: ((a.get("status") or {}).get("operationState") or {}).get(k)
+                for k in ("phase", "message")
+            },
+        }
+        for n, a in left.items()
+    }
     assert not left, f"Applications not deleted: {stuck}"
 
 
