@@ -2,9 +2,14 @@
 
     uv run python benchmarks/runner_incremental.py --rows 1000000 --changes 10000 --freshness 1000
 
+Pass `--packages-dir` (dbt's packages as `dbt deps` lays them out) to run with
+Elementary, as the runner image does.
+
 On one client with `--rows` providers (or persons, events per table: `--tables`):
 - one incremental run applying `--changes` inserts/updates/deletes, against a full
   refresh (every Kafka offset again) of the same tables, in the same run;
+- a run with `--small-changes` changes, timed from process start to published;
+- where each run's time went, per phase (the runner's own breakdown), medians;
 - CDC freshness: for `--freshness` single-row changes, the time from the Postgres
   commit to the change being visible in the client's kafka catalog; p50/p95.
 Prints a table and, last, one JSON line.
@@ -21,12 +26,14 @@ import sys
 import threading
 import time
 import uuid
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import psycopg
 
 from clientpipelines.naming import ClientNames
+from clientpipelines.runner.run import phases_in_log
 from devstack.sampledata import CLINICAL_TABLES, SAMPLE_TABLES, SampleData
 from devstack.stack import Stack
 from devstack.wiring import runner_env, unwire_client, wait_for_cdc, wire_client
@@ -37,7 +44,8 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
-def run_runner(stack: Stack, client: str, *extra: str) -> float:
+def run_runner(stack: Stack, client: str, *extra: str) -> tuple[float, dict[str, float]]:
+    """One run as the CronJob's container makes it: its wall time and its phases."""
     # What the operator's CronJob would give the run (the run contract): every model
     # of the client's tables (provider_care_site too when it has both).
     env = {**os.environ, **runner_env(stack, SampleData(stack).source(client))}
@@ -56,7 +64,13 @@ def run_runner(stack: Stack, client: str, *extra: str) -> float:
         Path(keep, f"{client}-{label}-{int(started)}.log").write_text(result.stdout)
     if result.returncode != 0:
         raise RuntimeError(f"runner failed ({result.returncode}):\n{result.stdout[-3000:]}")
-    return took
+    return took, phases_in_log(result.stdout)
+
+
+def median_phases(runs: list[dict[str, float]]) -> dict[str, float]:
+    """Per phase, the median over the runs (0 where a run did not have it)."""
+    names = list(dict.fromkeys(k for run in runs for k in run))
+    return {k: statistics.median(run.get(k, 0.0) for run in runs) for k in names}
 
 
 def freshness(stack: Stack, client: str, samples: int, rate: float) -> list[float]:
@@ -114,29 +128,70 @@ def freshness(stack: Stack, client: str, samples: int, rate: float) -> list[floa
     return [max(0.0, seen[m] - committed[m]) for m in seen]
 
 
+@dataclass
+class Measured:
+    first: float = 0.0
+    incremental: list[float] = field(default_factory=list)
+    full: list[float] = field(default_factory=list)
+    # Process start to main moving, for runs of --small-changes changes.
+    small: list[float] = field(default_factory=list)
+    phases: dict[str, list[dict[str, float]]] = field(
+        default_factory=lambda: {"incremental": [], "full refresh": [], "small": []}
+    )
+    lags: list[float] = field(default_factory=list)
+
+
 def measure(
     stack: Stack, client: str, args: argparse.Namespace, say: Any, started: float
-) -> tuple[float, list[float], list[float], list[float]]:
+) -> Measured:
     """The timed part of the benchmark, on a wired client."""
+    m = Measured()
+    extra = ("--packages-dir", args.packages_dir) if args.packages_dir else ()
     wait_for_cdc(stack, client, timeout=3600, quiet_for=5)
     say(f"snapshot in Kafka after {time.monotonic() - started:.0f}s; first (full) run")
-    first = run_runner(stack, client)
-    say(f"first run {first:.1f}s")
+    m.first, _ = run_runner(stack, client, *extra)
+    say(f"first run {m.first:.1f}s")
 
-    incremental, full = [], []
     for i in range(args.repeat):
         SampleData(stack).apply_changes(client, count=args.changes, seed=100 + i, batch=1000)
         wait_for_cdc(stack, client, timeout=600, quiet_for=3)
-        incremental.append(run_runner(stack, client))
-        say(f"incremental run with {args.changes} changes: {incremental[-1]:.1f}s")
-        full.append(run_runner(stack, client, "--full-refresh"))
-        say(f"full refresh: {full[-1]:.1f}s")
+        took, phases = run_runner(stack, client, *extra)
+        m.incremental.append(took)
+        m.phases["incremental"].append(phases)
+        say(f"incremental run with {args.changes} changes: {took:.1f}s {phases}")
+        took, phases = run_runner(stack, client, "--full-refresh", *extra)
+        m.full.append(took)
+        m.phases["full refresh"].append(phases)
+        say(f"full refresh: {took:.1f}s {phases}")
+        if args.small_changes:
+            SampleData(stack).apply_changes(client, count=args.small_changes, seed=500 + i)
+            wait_for_cdc(stack, client, timeout=600, quiet_for=3)
+            took, phases = run_runner(stack, client, *extra)
+            m.small.append(phases.get("to_published", took))
+            m.phases["small"].append(phases)
+            say(f"run with {args.small_changes} changes: published after {m.small[-1]:.1f}s")
 
-    lags: list[float] = []
     if args.freshness:
         say(f"freshness over {args.freshness} single-row changes")
-        lags = freshness(stack, client, args.freshness, args.freshness_rate)
-    return first, incremental, full, lags
+        m.lags = freshness(stack, client, args.freshness, args.freshness_rate)
+    return m
+
+
+def print_phases(m: Measured, args: argparse.Namespace) -> dict[str, dict[str, float]]:
+    """Where the runs' time went, per phase (medians), one column per kind of run."""
+    kinds = {k: median_phases(v) for k, v in m.phases.items() if v}
+    if not kinds:
+        return {}
+    names = list(dict.fromkeys(p for phases in kinds.values() for p in phases))
+    labels = {
+        "incremental": f"incr. {args.changes}",
+        "full refresh": "full refresh",
+        "small": f"incr. {args.small_changes}",
+    }
+    print(f"{'phase (median s)':<18}" + "".join(f"{labels[k]:>14}" for k in kinds))
+    for name in names:
+        print(f"{name:<18}" + "".join(f"{kinds[k].get(name, 0.0):>14.2f}" for k in kinds))
+    return {k: {p: round(v, 2) for p, v in phases.items()} for k, phases in kinds.items()}
 
 
 def main() -> int:
@@ -148,6 +203,18 @@ def main() -> int:
         "--freshness-rate", type=float, default=10.0, help="single-row changes per second"
     )
     parser.add_argument("--repeat", type=int, default=1, help="incremental/full pairs to time")
+    parser.add_argument(
+        "--small-changes",
+        type=int,
+        default=100,
+        help="changes in the small run timed to published after each pair (0: none)",
+    )
+    parser.add_argument(
+        "--packages-dir",
+        default=os.environ.get("DBT_PACKAGES_DIR") or None,
+        help="dbt packages as `dbt deps` lays them out, to run with Elementary as the "
+        "runner image does ($DBT_PACKAGES_DIR)",
+    )
     parser.add_argument(
         "--tables",
         default=",".join(SAMPLE_TABLES),
@@ -166,21 +233,27 @@ def main() -> int:
     started = time.monotonic()
     wire_client(stack, client, rows=args.rows, tables=tables)
     try:
-        first, incremental, full, lags = measure(stack, client, args, say, started)
+        m = measure(stack, client, args, say, started)
     finally:
         if not os.environ.get("BENCH_KEEP_CLIENT"):  # its 1M-row database and topics
             unwire_client(stack, client)
+    incremental, full, lags = m.incremental, m.full, m.lags
     result = {
         "benchmark": "runner_incremental",
         "tables": len(tables),
         "rows": args.rows,
         "changes": args.changes,
-        "first_run_s": round(first, 1),
+        "elementary": bool(args.packages_dir),
+        "first_run_s": round(m.first, 1),
         "incremental_run_s": round(statistics.median(incremental), 1),
+        "incremental_runs_s": [round(t, 1) for t in incremental],
         "full_refresh_s": round(statistics.median(full), 1),
+        "full_refreshes_s": [round(t, 1) for t in full],
         "speedup_full_over_incremental": round(
             statistics.median(full) / statistics.median(incremental), 1
         ),
+        "small_changes": args.small_changes,
+        "small_to_published_s": round(statistics.median(m.small), 1) if m.small else None,
         "freshness_samples": len(lags),
         "freshness_rate_per_s": args.freshness_rate,
         "freshness_p50_s": round(percentile(lags, 0.5), 3) if lags else None,
@@ -195,6 +268,7 @@ def main() -> int:
         f"{result['full_refresh_s']:>15} {result['speedup_full_over_incremental']:>8} "
         f"{result['freshness_p50_s'] or '-':>12} {result['freshness_p95_s'] or '-':>12}"
     )
+    result["phases"] = print_phases(m, args)
     print(json.dumps(result))
     return 0
 

@@ -21,6 +21,7 @@ from clientpipelines.clients.nessie import NessieClient, Reference
 from clientpipelines.clients.trino import TrinoClient
 from clientpipelines.naming import ClientNames
 from clientpipelines.runconfig import RunConfig
+from clientpipelines.runner.run import phases_in_log
 from devstack.sampledata import CLINICAL_TABLES, SAMPLE_TABLES, ClientSource, SampleData
 from devstack.stack import Endpoints, Stack
 from devstack.wiring import (
@@ -156,6 +157,15 @@ def test_changes_flow_through_to_the_published_tables(
     assert second.returncode == 0, second.stdout + second.stderr
     # ...published, with a warning that names what it found.
     assert "warnings (published anyway" in second.stdout
+    # The log ends with where the run's time went, every phase of a published run.
+    phases = phases_in_log(second.stdout)
+    assert set(phases) >= {
+        "start", "lock", "reset", "changes", "columns", "deps", "build", "build_setup",
+        "build_nodes", "audit", "publish", "unlock", "to_published",
+    }, phases  # fmt: skip
+    assert all(v >= 0 for v in phases.values()), phases
+    assert phases["build_nodes"] > 0 and phases["build_setup"] > 0, phases
+    assert phases["build_setup"] + phases["build_nodes"] <= phases["build"] + 0.05, phases
     assert "accepted_values_provider_gender_source_value" in second.stdout
     assert "value_field='male'" in second.stdout
     assert_lake_equals_source(platform, src)

@@ -7,14 +7,19 @@ from the environment.
 
 from __future__ import annotations
 
-import argparse
-import logging
-import os
-import sys
-from pathlib import Path
+import time
 
-from clientpipelines.runconfig import ENV, MODES, InvalidRunConfig, RunConfig
-from clientpipelines.runner.run import EXIT_CONFIG, RunOptions, run
+# Before the imports below: a run's "start" phase counts them.
+STARTED = time.monotonic()
+
+import argparse  # noqa: E402
+import logging  # noqa: E402
+import os  # noqa: E402
+import sys  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+from clientpipelines.runconfig import ENV, MODES, InvalidRunConfig, RunConfig  # noqa: E402
+from clientpipelines.runner.run import EXIT_CONFIG, RunOptions, run  # noqa: E402
 
 EXIT_CODES = """exit codes:
   0  published (or no new changes: nothing to publish)
@@ -136,7 +141,7 @@ def main(argv: list[str] | None = None) -> int:
         break_lock=args.break_lock,
         packages_dir=args.packages_dir,
     )
-    return run(config, options)
+    return run(config, options, process_started=STARTED)
 
 
 def install_packages(project: Path, source: Path | None) -> int:

@@ -17,6 +17,8 @@ from typing import Any
 from clientpipelines import omop
 
 ELEMENTARY = "elementary"
+# How many of a build's slowest nodes it names (with their time).
+SLOWEST_NODES = 5
 # An edr command never holds a run (and the client's lock) longer than this.
 EDR_TIMEOUT = 600
 # A model that failed only because a service dropped a request is re-run (`dbt retry`)
@@ -79,6 +81,11 @@ class BuildResult:
     passed: int = 0
     failed: list[NodeOutcome] = field(default_factory=list)
     warned: list[NodeOutcome] = field(default_factory=list)
+    # Where the build's time went: dbt's own start (import, parse, graph) and its
+    # nodes' execution (dbt's elapsed time), retries included; the slowest nodes.
+    setup_s: float = 0.0
+    nodes_s: float = 0.0
+    slowest: list[tuple[str, float]] = field(default_factory=list)
 
 
 def _retryable(nodes: list[Any]) -> list[str]:
@@ -108,6 +115,7 @@ class DbtProject:
                 shutil.rmtree(folder)
         self.elementary = False
         self._views_fresh = False
+        self.last_elapsed = 0.0
 
     def install_packages(self, say: Callable[[str], None], packages_dir: Path | None) -> bool:
         """Lay out the project's packages; True when Elementary's is there.
@@ -147,6 +155,9 @@ class DbtProject:
     def invoke(self, args: list[str], *, quiet: bool = False) -> tuple[bool, list[Any]]:
         """Run dbt in-process; returns success and the node results.
 
+        `self.last_elapsed` is then the command's execution time as dbt counts it
+        (its nodes), without dbt's start and parse.
+
         Every name the project needs (catalogs, schema, topics, tables) comes in as
         vars from the run contract; the connection's credentials from the environment.
         """
@@ -170,6 +181,7 @@ class DbtProject:
             argv = ["--quiet", *argv]
         result = dbtRunner().invoke(argv)
         nodes = list(getattr(result.result, "results", None) or [])
+        self.last_elapsed = float(getattr(result.result, "elapsed_time", 0.0) or 0.0)
         return bool(result.success), nodes
 
     def build(
@@ -196,7 +208,9 @@ class DbtProject:
             # Elementary's own models are built at setup (once per version) and its
             # "views" before edr reads them; its hooks still record this build.
             args += ["--exclude", f"package:{ELEMENTARY}"]
+        started = time.monotonic()
         ok, nodes = self.invoke(args)
+        nodes_s = self.last_elapsed
         for pause in BUILD_RETRY_PAUSES:
             retryable = _retryable(nodes)
             if ok or not retryable:
@@ -207,11 +221,18 @@ class DbtProject:
             )
             time.sleep(pause)
             ok, again = self.invoke(["retry"])
+            nodes_s += self.last_elapsed
             # The retry's results replace the first ones for the nodes it re-ran.
             by_id = {n.node.unique_id: n for n in nodes}
             by_id.update({n.node.unique_id: n for n in again})
             nodes = list(by_id.values())
-        result = BuildResult()
+        result = BuildResult(nodes_s=nodes_s)
+        result.setup_s = max(0.0, time.monotonic() - started - nodes_s)
+        timed = sorted(
+            ((n.node.name, float(getattr(n, "execution_time", 0.0) or 0.0)) for n in nodes),
+            key=lambda pair: -pair[1],
+        )
+        result.slowest = timed[:SLOWEST_NODES]
         for n in nodes:
             status = str(n.status)
             if status in ("pass", "success"):

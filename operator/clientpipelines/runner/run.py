@@ -8,13 +8,14 @@ as it was; the next run starts again from `main`.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
@@ -60,6 +61,9 @@ ALERTS_WEBHOOK_ENV = "ELEMENTARY_SLACK_WEBHOOK"
 SAMPLE_ROWS = 5  # offending rows shown per failed or warned test
 # What dbt's generic tests name their result columns (the offending key or value).
 SHOWN_COLUMNS = frozenset({"from_field", "unique_field", "value_field", "n_records"})
+# The run's log ends with its time per phase, as one JSON object after this prefix
+# (benchmarks/runner_incremental.py reads it), so the next bottleneck is visible.
+PHASES_PREFIX = "phases: "
 T = TypeVar("T")
 
 
@@ -118,12 +122,25 @@ class Run:
         self.full_refresh = options.full_refresh
         # Per table, the filters selecting this batch's new Kafka messages (CDC).
         self.batch_filters: dict[str, list[str]] = {}
+        # Seconds per phase, in the order they ran (printed last: PHASES_PREFIX), and
+        # "to_published": from the process's start (or the run's) to main moving.
+        self.phases: dict[str, float] = {}
+        self.started = time.monotonic()
 
-    def step(self, title: str, action: Callable[[], T]) -> T:
+    @contextlib.contextmanager
+    def timed(self, phase: str) -> Iterator[None]:
+        started = time.monotonic()
+        try:
+            yield
+        finally:
+            self.phases[phase] = self.phases.get(phase, 0.0) + time.monotonic() - started
+
+    def step(self, title: str, phase: str, action: Callable[[], T]) -> T:
         self.step_no += 1
         started = time.monotonic()
         _say(f"[{self.step_no}/{STEPS}] {title} ...")
-        result = action()
+        with self.timed(phase):
+            result = action()
         _say(f"[{self.step_no}/{STEPS}] {title}: done in {time.monotonic() - started:.1f}s")
         return result
 
@@ -330,76 +347,113 @@ class Run:
             break_lock=o.break_lock,
             say=_say,
         )
-        with lock, tempfile.TemporaryDirectory(prefix="clientpipelines-run-") as tmp:
-            self.step(f"reset {self.names.staging_branch} to {MAIN_BRANCH}", self.reset_staging)
-            if self.pending_changes() == 0:
-                _say("no new changes since the last published run: nothing to build or publish")
-                self.summary.append("no new changes; main untouched")
-                return EXIT_PUBLISHED
+        released: list[float] = []
+        with contextlib.ExitStack() as held:
+            # Callbacks run last-in first-out: this one after the lock's release, the
+            # one registered after the lock just before it, so "unlock" is the release.
+            held.callback(
+                lambda: (
+                    self.phases.update(unlock=time.monotonic() - released[0]) if released else None
+                )
+            )
+            with self.timed("lock"):
+                held.enter_context(lock)
+            held.callback(lambda: released.append(time.monotonic()))
+            tmp = held.enter_context(tempfile.TemporaryDirectory(prefix="clientpipelines-run-"))
+            return self._locked(Path(tmp))
+
+    def _locked(self, tmp: Path) -> int:
+        """The run's steps, with the client's lock held."""
+        c, o = self.config, self.options
+        self.step(
+            f"reset {self.names.staging_branch} to {MAIN_BRANCH}", "reset", self.reset_staging
+        )
+        with self.timed("changes"):
+            pending = self.pending_changes()
+        if pending == 0:
+            _say("no new changes since the last published run: nothing to build or publish")
+            self.summary.append("no new changes; main untouched")
+            return EXIT_PUBLISHED
+        with self.timed("columns"):
             self.check_columns()
-            # The batch id must never repeat (the batch's latest changes are selected
-            # by it); a Job's name can, once the old Job is gone.
-            batch_id = f"{o.run_id}-{uuid.uuid4().hex[:8]}"
-            project = DbtProject(o.dbt_project_dir, Path(tmp), c.dbt_vars_for(batch_id))
+        # The batch id must never repeat (the batch's latest changes are selected
+        # by it); a Job's name can, once the old Job is gone.
+        batch_id = f"{o.run_id}-{uuid.uuid4().hex[:8]}"
+        project = DbtProject(o.dbt_project_dir, Path(tmp), c.dbt_vars_for(batch_id))
+        elementary = self.step(
+            "dbt deps", "deps", lambda: project.install_packages(_say, o.packages_dir)
+        )
+        self.summary.append(f"elementary: {'installed' if elementary else 'not installed'}")
+        # Elementary's own tests (volume anomalies on the marts) run only with it.
+        project.variables["elementary_installed"] = elementary
+        if elementary:
             elementary = self.step(
-                "dbt deps", lambda: project.install_packages(_say, o.packages_dir)
+                "Elementary setup", "elementary_setup", lambda: self.elementary_setup(project)
             )
-            self.summary.append(f"elementary: {'installed' if elementary else 'not installed'}")
-            # Elementary's own tests (volume anomalies on the marts) run only with it.
-            project.variables["elementary_installed"] = elementary
-            if elementary:
-                elementary = self.step("Elementary setup", lambda: self.elementary_setup(project))
-            else:
-                self.step_no += 1
-            built = self.step(
-                f"dbt build on {self.names.staging_catalog}",
-                lambda: project.build(
-                    select=c.dbt_select,
-                    full_refresh=self.full_refresh,
-                    unit_tests=o.unit_tests,
-                    say=_say,
-                ),
-            )
-            failing = [self.describe(n) for n in built.failed]
-            self.failed = [n.name for n in built.failed]
-            self.warned = [n.name for n in built.warned]
-            self.summary.append(
-                f"dbt build: {built.passed} passed, {len(built.failed)} failed, "
-                f"{len(built.warned)} warned"
-            )
-            if built.warned:
-                # Expectations on source values (any text, per OMOP): reported, not blocking.
-                _say("warnings (published anyway; see the Elementary report where installed):")
-                for node in built.warned:
-                    _say(f"  - {self.describe(node)}")
-            if failing:
-                self.step_no += 1  # no audit of a build that failed its tests
-            else:
-                # The tests passed; the counts must also add up before main moves.
-                failing = self.step("audit: rows conserved", self.audit)
-                self.failed = [
-                    f"row conservation: {line.split(':')[1].strip()}" for line in failing
-                ]
-            if elementary and (failing or built.warned):
+        else:
+            self.step_no += 1
+        built = self.step(
+            f"dbt build on {self.names.staging_catalog}",
+            "build",
+            lambda: project.build(
+                select=c.dbt_select,
+                full_refresh=self.full_refresh,
+                unit_tests=o.unit_tests,
+                say=_say,
+            ),
+        )
+        self.phases["build_setup"] = built.setup_s
+        self.phases["build_nodes"] = built.nodes_s
+        _say(
+            f"dbt: {built.setup_s:.1f}s to start and parse, {built.nodes_s:.1f}s of nodes;"
+            " slowest: " + ", ".join(f"{name} {secs:.1f}s" for name, secs in built.slowest)
+        )
+        failing = [self.describe(n) for n in built.failed]
+        self.failed = [n.name for n in built.failed]
+        self.warned = [n.name for n in built.warned]
+        self.summary.append(
+            f"dbt build: {built.passed} passed, {len(built.failed)} failed, "
+            f"{len(built.warned)} warned"
+        )
+        if built.warned:
+            # Expectations on source values (any text, per OMOP): reported, not blocking.
+            _say("warnings (published anyway; see the Elementary report where installed):")
+            for node in built.warned:
+                _say(f"  - {self.describe(node)}")
+        if failing:
+            self.step_no += 1  # no audit of a build that failed its tests
+        else:
+            # The tests passed; the counts must also add up before main moves.
+            failing = self.step("audit: rows conserved", "audit", self.audit)
+            self.failed = [f"row conservation: {line.split(':')[1].strip()}" for line in failing]
+        if elementary and (failing or built.warned):
+            with self.timed("alerts"):
                 self.elementary_alerts(project)
-            if failing:
-                self.step_no += 1  # not published
-            else:
-                self.step(f"publish {self.names.staging_branch} into {MAIN_BRANCH}", self.publish)
-            # After publishing: the report never delays (or blocks) fresh data.
-            if elementary:
-                self.step("Elementary report", lambda: self.elementary_report(project))
-            if failing:
-                _say("not published: main untouched; staging kept to inspect:")
-                for line in failing:
-                    _say(f"  - {line}")
-                raise RunFailed(EXIT_FAILED, f"{len(failing)} check(s) failed")
+        if failing:
+            self.step_no += 1  # not published
+        else:
+            self.step(
+                f"publish {self.names.staging_branch} into {MAIN_BRANCH}", "publish", self.publish
+            )
+            self.phases["to_published"] = time.monotonic() - self.started
+        # After publishing: the report never delays (or blocks) fresh data.
+        if elementary:
+            self.step("Elementary report", "report", lambda: self.elementary_report(project))
+        if failing:
+            _say("not published: main untouched; staging kept to inspect:")
+            for line in failing:
+                _say(f"  - {line}")
+            raise RunFailed(EXIT_FAILED, f"{len(failing)} check(s) failed")
         return EXIT_PUBLISHED
 
 
-def run(config: RunConfig, options: RunOptions) -> int:
-    runner = Run(config, options)
+def run(config: RunConfig, options: RunOptions, process_started: float | None = None) -> int:
+    """The run; `process_started` (time.monotonic) counts the imports before it."""
     started = time.monotonic()
+    runner = Run(config, options)
+    if process_started is not None:
+        runner.phases["start"] = started - process_started
+        runner.started = process_started
     code = EXIT_FAILED
     try:
         code = runner.execute()
@@ -426,8 +480,17 @@ def run(config: RunConfig, options: RunOptions) -> int:
         f"summary: {OUTCOMES[code]} in {time.monotonic() - started:.1f}s; "
         + "; ".join(runner.summary)
     )
+    _say(PHASES_PREFIX + json.dumps({k: round(v, 2) for k, v in runner.phases.items()}))
     sys.stdout.flush()
     return code
+
+
+def phases_in_log(log: str) -> dict[str, float]:
+    """A run's time per phase, from its log (the last PHASES_PREFIX line; pure)."""
+    lines = [line for line in log.splitlines() if line.startswith(PHASES_PREFIX)]
+    if not lines:
+        return {}
+    return {str(k): float(v) for k, v in json.loads(lines[-1][len(PHASES_PREFIX) :]).items()}
 
 
 def outcome_message(runner: Run, code: int) -> str:
