@@ -23,6 +23,7 @@ import tempfile
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -51,12 +52,89 @@ from devstack.stack import Stack, operator_env
 from devstack.wiring import unwire_client
 
 DRIFT_INTERVAL = 10.0
+# Kafka Connect's config topic (devstack's worker): every connector PUT, pause,
+# resume or delete appends a record to it, even one that changes nothing.
+CONNECT_CONFIG_TOPIC = "_connect-configs"
 OPERATOR_WORKERS = 20  # kopf's settings.execution.max_workers in handlers.configure
 
 
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+@dataclass(frozen=True)
+class SystemsState:
+    """What the systems themselves record of writes, at one moment (not the
+    operator's own counters): Trino's clock (its query history has every CREATE
+    and DROP CATALOG after it), the end of Kafka Connect's config topic, the
+    clients' Nessie references (any commit, assign, create or delete moves one)
+    and the API server's resourceVersions of the namespace's objects."""
+
+    trino_now: str
+    connect_config_end: int
+    nessie_refs: dict[str, str]
+    versions: dict[str, str]
+
+
+def systems_state(
+    stack: Stack, api: client.ApiClient, namespace: str, client_ids: list[str]
+) -> SystemsState:
+    from kafka import KafkaConsumer, TopicPartition  # noqa: PLC0415
+
+    ep = stack.endpoints()
+    ((now,),) = ep.trino().query("select cast(current_timestamp as varchar)")
+    consumer = KafkaConsumer(bootstrap_servers=ep.kafka_bootstrap)
+    try:
+        parts = consumer.partitions_for_topic(CONNECT_CONFIG_TOPIC) or set()
+        ends = consumer.end_offsets([TopicPartition(CONNECT_CONFIG_TOPIC, p) for p in parts])
+    finally:
+        consumer.close()
+    nessie = ep.nessie()
+    refs = {}
+    for cid in client_ids:
+        names = ClientNames(cid)
+        for branch in ("main", names.staging_branch, names.run_lock_branch):
+            ref = nessie.get_reference(branch)
+            refs[branch] = ref.hash if ref else "-"
+    objects = client.CustomObjectsApi(api)
+    versions = {
+        f"ClientPipeline/{i['metadata']['name']}": i["metadata"]["resourceVersion"]
+        for i in objects.list_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL)["items"]
+    }
+    batch, core = client.BatchV1Api(api), client.CoreV1Api(api)
+    for kind, items in (
+        ("CronJob", batch.list_namespaced_cron_job(namespace).items),
+        ("Secret", core.list_namespaced_secret(namespace).items),
+        ("ServiceAccount", core.list_namespaced_service_account(namespace).items),
+    ):
+        versions.update({f"{kind}/{o.metadata.name}": o.metadata.resource_version for o in items})
+    return SystemsState(str(now), sum(ends.values()), refs, versions)
+
+
+def systems_writes(stack: Stack, before: SystemsState, after: SystemsState) -> dict[str, Any]:
+    """Writes between two states, as each system recorded them."""
+    trino = stack.endpoints().trino()
+    since, until = f"timestamp '{before.trino_now}'", f"timestamp '{after.trino_now}'"
+    # The history is bounded (query.max-history): it proves "none" only if it still
+    # reaches back to the start of the window.
+    ((catalog_ddl, covers),) = trino.query(
+        f"select count_if(created between {since} and {until}"
+        r" and regexp_like(query, '(?i)^\s*(create|drop)\s+catalog')),"
+        f" min(created) <= {since} from system.runtime.queries"
+    )
+    keys = before.versions.keys() | after.versions.keys()
+    return {
+        "trino_catalog_ddl": int(catalog_ddl),
+        "trino_history_covers_window": bool(covers),
+        "connect_config_records": after.connect_config_end - before.connect_config_end,
+        "nessie_refs_moved": sum(
+            1 for k in before.nessie_refs if before.nessie_refs[k] != after.nessie_refs.get(k)
+        ),
+        "k8s_objects_changed": sorted(
+            k for k in keys if before.versions.get(k) != after.versions.get(k)
+        ),
+    }
 
 
 def raw_cost(
@@ -87,18 +165,41 @@ def raw_burst(
     The same calls as `raw_cost`, all at once with the operator's concurrency: what
     the systems themselves allow for a burst (Trino creates catalogs one at a time;
     Kafka Connect rebalances for every new connector), with no operator involved.
+    As the operator does, a worker never waits for a connector to start: it makes
+    every call and moves on, and one poller (every 0.05 s, as `raw_cost` waits) sees each
+    connector reach RUNNING. A pipeline is done when both are.
     """
     data = SampleData(stack)
     sources = [data.create(f"raw{uuid.uuid4().hex[:8]}", rows=40) for _ in range(n)]
+    connect = KafkaConnectClient(stack.endpoints().connect_url)
     started = time.monotonic()
+    calls_done: dict[str, float] = {}
+    running: dict[str, float] = {}
 
-    def one(src: ClientSource) -> float:
-        _make_pipeline(stack, api, namespace, src, lambda _what, run: run())
-        return time.monotonic() - started
+    def one(src: ClientSource) -> None:
+        _make_pipeline(stack, api, namespace, src, lambda _what, run: run(), wait_running=False)
+        calls_done[src.client_id] = time.monotonic() - started
+
+    def poll() -> None:
+        deadline = time.monotonic() + 900
+        while len(running) < n and time.monotonic() < deadline:
+            for src in sources:
+                cid = src.client_id
+                if cid in running or cid not in calls_done:
+                    continue
+                if _connector_running(connect, ClientNames(cid).connector):
+                    running[cid] = time.monotonic() - started
+            time.sleep(0.05)  # as raw_cost's wait polls
 
     try:
-        with ThreadPoolExecutor(workers) as pool:
-            done = list(pool.map(one, sources))
+        with ThreadPoolExecutor(workers + 1) as pool:
+            poller = pool.submit(poll)
+            for made in [pool.submit(one, src) for src in sources]:
+                made.result()
+            poller.result()
+        if len(running) < n:
+            raise TimeoutError(f"{n - len(running)} connectors never reached RUNNING")
+        done = [max(calls_done[s.client_id], running[s.client_id]) for s in sources]
     finally:  # whatever was made, even if one pipeline failed
         for src in sources:
             client.BatchV1Api(api).delete_collection_namespaced_cron_job(
@@ -108,10 +209,27 @@ def raw_burst(
     return done
 
 
+def _connector_running(connect: KafkaConnectClient, name: str) -> bool:
+    status = connect.status(name)
+    return bool(
+        status
+        and status.state == "RUNNING"
+        and status.tasks
+        and all(t.state == "RUNNING" for t in status.tasks)
+    )
+
+
 def _make_pipeline(
-    stack: Stack, api: client.ApiClient, namespace: str, src: ClientSource, timed: Any
+    stack: Stack,
+    api: client.ApiClient,
+    namespace: str,
+    src: ClientSource,
+    timed: Any,
+    *,
+    wait_running: bool = True,
 ) -> dict[str, Any]:
-    """Make every part of one pipeline by hand, each call through `timed`."""
+    """Make every part of one pipeline by hand, each call through `timed` (and, with
+    `wait_running`, the connector's start to RUNNING, timed on its own)."""
     op_settings = Settings.from_env(operator_env(stack.endpoints(), Path("unused")))
     ep = stack.endpoints()
     trino = ep.trino()
@@ -132,20 +250,16 @@ def _make_pipeline(
     timed(
         "connector PUT", lambda: _retry_conflicts(lambda: connect.put_config(names.connector, conf))
     )
-    timed(
-        "connector to RUNNING",
-        lambda: wait_for(
-            "RUNNING",
-            lambda: (
-                (s := connect.status(names.connector))
-                and s.state == "RUNNING"
-                and s.tasks
-                and all(t.state == "RUNNING" for t in s.tasks)
+    if wait_running:
+        timed(
+            "connector to RUNNING",
+            lambda: wait_for(
+                "RUNNING",
+                lambda: _connector_running(connect, names.connector),
+                interval=0.05,
+                timeout=600,
             ),
-            interval=0.05,
-            timeout=600,
-        ),
-    )
+        )
     main = nessie.get_reference("main")
     assert main is not None
     timed("branch create", lambda: nessie.create_branch(names.staging_branch, main))
@@ -268,10 +382,17 @@ def run_n(
         for i in objects.list_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL)["items"]
     }
     versions = {k: v["metadata"]["resourceVersion"] for k, v in before.items()}
+    ids = [s.client_id for s in sources]
+    observed_before = systems_state(stack, api, namespace, ids)
     writes_before = op.metric("clientpipelines_writes_total")
     checks_before = op.metric("clientpipelines_reconciles_total")
     time.sleep(3 * DRIFT_INTERVAL)
     idle_writes = op.metric("clientpipelines_writes_total") - writes_before
+    observed = systems_writes(stack, observed_before, systems_state(stack, api, namespace, ids))
+    if observed["k8s_objects_changed"]:
+        print(
+            f"[N={n}] changed while idle: {observed['k8s_objects_changed'][:10]}", file=sys.stderr
+        )
     if idle_writes:
         idle_log = [
             line
@@ -340,9 +461,19 @@ def run_n(
         "idle_part_checks": idle_checks,
         "idle_external_writes": idle_writes,
         "idle_status_writes": status_writes,
+        # The same window, as the systems recorded it.
+        "idle_observed": {
+            **observed,
+            "k8s_objects_changed": len(observed["k8s_objects_changed"]),
+        },
         "operator_rss_mb": round(rss_mb, 1),
         "mean_part_reconcile_s": {k: round(v, 3) for k, v in in_handler.items()},
     }
+
+
+def _observed_ddl(observed: dict[str, Any]) -> str:
+    ddl = str(observed["trino_catalog_ddl"])
+    return ddl if observed["trino_history_covers_window"] else f"{ddl} (history too short)"
 
 
 def main() -> int:
@@ -366,7 +497,9 @@ def main() -> int:
     header = (
         f"{'N':>4} {'ready':>6} {'p50 s':>7} {'p95 s':>7} {'raw s':>7} {'p50/raw':>8} "
         f"{'burst p50 s':>12} {'p50/burst':>10} "
-        f"{'idle writes':>12} {'status writes':>14} {'RSS MB':>7}"
+        f"{'idle writes':>12} {'status writes':>14} {'RSS MB':>7} "
+        f"{'idle, observed: catalog DDL':>28} {'Connect configs':>16} "
+        f"{'Nessie refs':>12} {'k8s objects':>12}"
     )
     print(header)
     for r in results:
@@ -374,7 +507,11 @@ def main() -> int:
             f"{r['n']:>4} {r['ready']:>6} {r['latency_p50_s']:>7} {r['latency_p95_s']:>7} "
             f"{r['raw_cost_s']:>7} {r['ratio_p50_to_raw']:>8} {r['raw_burst_p50_s']:>12} "
             f"{r['ratio_p50_to_raw_burst']:>10} {r['idle_external_writes']:>12} "
-            f"{r['idle_status_writes']:>14} {r['operator_rss_mb']:>7}"
+            f"{r['idle_status_writes']:>14} {r['operator_rss_mb']:>7} "
+            f"{_observed_ddl(r['idle_observed']):>28} "
+            f"{r['idle_observed']['connect_config_records']:>16} "
+            f"{r['idle_observed']['nessie_refs_moved']:>12} "
+            f"{r['idle_observed']['k8s_objects_changed']:>12}"
         )
     print(json.dumps({"benchmark": "operator_reconcile", "results": results}))
     return 0

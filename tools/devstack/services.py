@@ -400,6 +400,10 @@ def trino_plan(stack: Stack, arts: artifacts.Artifacts, ep: Endpoints) -> Plan:
         {
             "coordinator": "true",
             "node-scheduler.include-coordinator": "true",
+            # Trino's query history (system.runtime.queries) is how the operator
+            # benchmark sees, from Trino itself, that idle drift checks create and drop
+            # no catalog; the default keeps 100 queries, fewer than one check round.
+            "query.max-history": "20000",
             # Clients: HTTPS only, authenticated. Plain HTTP stays for Trino's own
             # node-to-node calls (signed with the shared secret); Trino refuses
             # authentication over it, so no client can use it.
