@@ -20,9 +20,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import statistics
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import uuid
@@ -139,6 +141,86 @@ class Measured:
         default_factory=lambda: {"incremental": [], "full refresh": [], "small": []}
     )
     lags: list[float] = field(default_factory=list)
+    # Continuous mode: Postgres commit to visible in `lake` (main).
+    published_lags: list[float] = field(default_factory=list)
+    batches: int = 0
+
+
+def published_freshness(
+    stack: Stack, client: str, seconds: float, rate: float, packages_dir: str | None, say: Any
+) -> tuple[list[float], int]:
+    """Continuous mode: `rate` one-row updates a second for `seconds`, each to its own
+    provider row with a unique marker, while the runner publishes micro-batches; each
+    change's lag is from just after its Postgres commit to the return of the first
+    query of `lake` (main, what analysts read) that shows it. Returns the lags and
+    how many batches the runner made."""
+    env = {**os.environ, **runner_env(stack, SampleData(stack).source(client))}
+    argv = [sys.executable, "-m", "clientpipelines.runner.cli", "run", "--continuous"]
+    argv += ["--interval", "1"]
+    if packages_dir:
+        argv += ["--packages-dir", packages_dir]
+    log = Path(os.environ.get("BENCH_OUTPUT_DIR") or tempfile.gettempdir(), f"{client}-cont.log")
+    ep = stack.endpoints()
+    trino = ep.trino()
+    table = f"lake.{ClientNames(client).lake_schema}.provider"
+    run = uuid.uuid4().hex[:6]
+    samples = int(seconds * rate)
+    committed: dict[str, float] = {}
+    failure: list[BaseException] = []
+    src = SampleData(stack).source(client)
+    with psycopg.connect(src.dsn()) as conn:
+        ids = [r[0] for r in conn.execute(
+            "select provider_id from provider order by provider_id limit %s", (samples,)
+        )]  # fmt: skip
+
+    def write() -> None:
+        try:
+            with psycopg.connect(src.dsn(), autocommit=True) as conn:
+                start = time.monotonic()
+                for i, provider_id in enumerate(ids):
+                    marker = f"cont-{run}-{i}"
+                    conn.execute(
+                        "update provider set provider_source_value = %s where provider_id = %s",
+                        (marker, provider_id),
+                    )
+                    committed[marker] = time.monotonic()
+                    time.sleep(max(0.0, start + (i + 1) / rate - time.monotonic()))
+        except BaseException as exc:  # reported below
+            failure.append(exc)
+
+    with log.open("w") as out:
+        proc = subprocess.Popen(argv, env=env, stdout=out, stderr=subprocess.STDOUT)
+        try:
+            say(f"continuous runner started (log: {log}); waiting for its first batch")
+            time.sleep(5)
+            writer = threading.Thread(target=write, daemon=True)
+            writer.start()
+            seen: dict[str, float] = {}
+            deadline = time.monotonic() + seconds + 300
+            while len(seen) < samples and not failure:
+                if proc.poll() is not None:
+                    raise RuntimeError(f"the continuous runner exited {proc.returncode}: {log}")
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"{samples - len(seen)} changes never published")
+                rows = trino.query(
+                    f"select provider_source_value from {table}"
+                    f" where provider_source_value like 'cont-{run}-%'"
+                )
+                now = time.monotonic()
+                for (marker,) in rows:
+                    seen.setdefault(marker, now)
+                time.sleep(0.2)
+            if failure:
+                raise RuntimeError("writing the changes failed") from failure[0]
+            writer.join()
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout=600)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+    batches = sum(1 for line in log.read_text().splitlines() if line.startswith("summary: "))
+    return [max(0.0, seen[m] - committed[m]) for m in seen if m in committed], batches
 
 
 def measure(
@@ -174,6 +256,11 @@ def measure(
     if args.freshness:
         say(f"freshness over {args.freshness} single-row changes")
         m.lags = freshness(stack, client, args.freshness, args.freshness_rate)
+    if args.continuous:
+        say(f"continuous mode: {args.freshness_rate:g} changes/s for {args.continuous:g}s")
+        m.published_lags, m.batches = published_freshness(
+            stack, client, args.continuous, args.freshness_rate, args.packages_dir, say
+        )
     return m
 
 
@@ -203,6 +290,13 @@ def main() -> int:
         "--freshness-rate", type=float, default=10.0, help="single-row changes per second"
     )
     parser.add_argument("--repeat", type=int, default=1, help="incremental/full pairs to time")
+    parser.add_argument(
+        "--continuous",
+        type=float,
+        default=0,
+        help="seconds of --freshness-rate changes with the runner in continuous mode, "
+        "timed from Postgres commit to published in lake (0: not measured)",
+    )
     parser.add_argument(
         "--small-changes",
         type=int,
@@ -258,6 +352,15 @@ def main() -> int:
         "freshness_rate_per_s": args.freshness_rate,
         "freshness_p50_s": round(percentile(lags, 0.5), 3) if lags else None,
         "freshness_p95_s": round(percentile(lags, 0.95), 3) if lags else None,
+        "continuous_seconds": args.continuous,
+        "continuous_batches": m.batches,
+        "published_samples": len(m.published_lags),
+        "published_p50_s": (
+            round(percentile(m.published_lags, 0.5), 2) if m.published_lags else None
+        ),
+        "published_p95_s": (
+            round(percentile(m.published_lags, 0.95), 2) if m.published_lags else None
+        ),
     }
     print(
         f"{'rows':>9} {'changes':>8} {'incremental s':>14} {'full refresh s':>15} "
@@ -269,6 +372,13 @@ def main() -> int:
         f"{result['freshness_p50_s'] or '-':>12} {result['freshness_p95_s'] or '-':>12}"
     )
     result["phases"] = print_phases(m, args)
+    if m.published_lags:
+        print(
+            f"continuous mode, {args.freshness_rate:g} changes/s for {args.continuous:g}s: "
+            f"{len(m.published_lags)} changes in {m.batches} batches; published (Postgres "
+            f"commit to visible in lake) p50 {result['published_p50_s']} s, "
+            f"p95 {result['published_p95_s']} s"
+        )
     print(json.dumps(result))
     return 0
 

@@ -251,32 +251,82 @@ where change_rank = 1
 {%- endmacro %}
 
 {#
-  A table's current state. CDC: merge this batch's latest changes on the row key;
-  keys whose latest change is a delete are removed first. Full reload: the source
-  table as it is now.
+  A table's current state. CDC: this batch's latest change per key, merged
+  (materialization keyed_merge). Full reload: the source table as it is now.
 #}
 {% macro current_state_model(table) -%}
-  {%- set key = omop_table(table).key -%}
-  {%- set same = {} -%}
-  {%- for name, type, ident in cdm_columns(table) if name in key -%}{%- do same.update({name: ident}) -%}{%- endfor -%}
-  {%- set key_sql = row_key(table, same) -%}
   {%- if is_cdc() -%}
+    {%- set on_target = {} -%}
+    {%- set idents = [] -%}
+    {%- for name, type, ident in cdm_columns(table) -%}
+      {%- do on_target.update({name: 'target.' ~ ident}) -%}
+      {%- do idents.append(ident) -%}
+    {%- endfor -%}
 {{ config(
     enabled=onboarded(table),
-    materialized='incremental',
-    incremental_strategy='merge',
-    unique_key=key,
-    pre_hook=[
-        "{% if is_incremental() %}delete from {{ this }} where " ~ key_sql ~ " in (select change_key from "
-        ~ "{{ ref('int_" ~ table ~ "__batch_latest') }} where change_op = 'd'){% endif %}"
-    ],
+    materialized='keyed_merge',
+    merge_columns=idents,
+    merge_key=row_key(table, on_target),
 ) }}
-select {{ column_list(table) }}
+select change_op, change_key, {{ column_list(table) }}
 from {{ ref('int_' ~ table ~ '__batch_latest') }}
-where change_op <> 'd'
   {%- else -%}
 {{ config(enabled=onboarded(table), materialized='table') }}
 select {{ column_list(table) }}
 from {{ ref('stg_src__' ~ table) }}
   {%- endif -%}
 {%- endmacro %}
+
+{#
+  Whether a keyed_merge model builds only what its batch touched: its table exists
+  and this is no full refresh (is_incremental() answers only for dbt's own
+  incremental materialization).
+#}
+{% macro merging() -%}
+  {{ return(execute and load_cached_relation(this) is not none and not should_full_refresh()) }}
+{%- endmacro %}
+
+{#
+  A table kept by key, in one statement and so one Iceberg commit on Nessie. The
+  model selects, per key it touched, `change_op` ('d': the key is gone),
+  `change_key` and the table's columns (config merge_columns); `merge_key` is the
+  table's key as an expression over the alias `target`, equal to change_key. One
+  MERGE removes the keys marked 'd', updates the other keys the table has and
+  inserts the new ones. dbt-trino's incremental merge would stage the batch in a
+  temporary table (Trino cannot create views on a Nessie catalog) and delete in a
+  pre-hook first: four commits and two metadata reads a table. The first build
+  and --full-refresh: CREATE OR REPLACE of the rows not marked 'd'.
+#}
+{% materialization keyed_merge, adapter='trino' %}
+  {%- set columns = config.require('merge_columns') -%}
+  {%- set target = this.incorporate(type='table') -%}
+  {{ run_hooks(pre_hooks) }}
+  {%- if not merging() -%}
+    {%- call statement('main') -%}
+create or replace table {{ target }} as
+select {{ columns | join(', ') }}
+from (
+{{ compiled_code }}
+) as batch
+where change_op <> 'd'
+    {%- endcall -%}
+  {%- else -%}
+    {%- call statement('main') -%}
+merge into {{ target }} as target
+using (
+{{ compiled_code }}
+) as batch
+on {{ config.require('merge_key') }} = batch.change_key
+when matched and batch.change_op = 'd' then delete
+when matched then update set
+  {%- for ident in columns %}
+    {{ ident }} = batch.{{ ident }}{% if not loop.last %},{% endif %}
+  {%- endfor %}
+when not matched and batch.change_op <> 'd' then
+    insert ({{ columns | join(', ') }})
+    values ({% for ident in columns %}batch.{{ ident }}{% if not loop.last %}, {% endif %}{% endfor %})
+    {%- endcall -%}
+  {%- endif -%}
+  {{ run_hooks(post_hooks) }}
+  {{ return({'relations': [target]}) }}
+{% endmaterialization %}

@@ -4,19 +4,21 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import textwrap
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import psycopg
 import pytest
 
 from clientpipelines import omop
+from clientpipelines.clients.errors import ServiceError
 from clientpipelines.clients.nessie import NessieClient, Reference
 from clientpipelines.clients.trino import TrinoClient
 from clientpipelines.naming import ClientNames
@@ -317,6 +319,95 @@ def test_nessie_restarting_mid_build_is_retried_and_the_run_publishes(
     assert code == 0, output
     assert "(dbt retry)" in output
     assert_lake_equals_source(platform, src)
+
+
+class Continuous:
+    """The runner in continuous mode, as a process whose output is read as it comes."""
+
+    def __init__(self, env: dict[str, str], interval: float) -> None:
+        self.proc = subprocess.Popen(
+            [
+                *(sys.executable, "-m", "clientpipelines.runner.cli", "run"),
+                *("--continuous", "--interval", str(interval)),
+            ],
+            env={**os.environ, **env},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        self.lines: list[str] = []
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self.lines.append(line)
+
+    @property
+    def output(self) -> str:
+        return "".join(self.lines)
+
+    def wait_until(self, what: str, predicate: Callable[[], bool], timeout: float = 300) -> None:
+        deadline = time.monotonic() + timeout
+        while not predicate():
+            assert self.proc.poll() is None, f"the runner exited ({what}):\n{self.output}"
+            assert time.monotonic() < deadline, f"not within {timeout}s: {what}\n{self.output}"
+            time.sleep(0.5)
+
+
+def lake_equals_source(stack: Stack, src: ClientSource) -> bool:
+    try:
+        diffs = lake_differences(stack, src.client_id)
+    except ServiceError:  # nothing published yet: the lake schema does not exist
+        return False
+    return all(d == 0 and n == lake for n, lake, d in diffs.values())
+
+
+def test_continuous_mode_publishes_only_green_batches_and_stops_on_sigterm(
+    platform: Stack, endpoints: Endpoints, trino_client: TrinoClient, person_client: ClientSource
+) -> None:
+    src = person_client
+    names = ClientNames(src.client_id)
+    wait_for_cdc(platform, src.client_id)
+    runner_proc = Continuous(contract(platform, src), interval=1)
+    try:
+        runner_proc.wait_until("the snapshot published", lambda: lake_equals_source(platform, src))
+        head = main_hash(endpoints)
+        periods = lake_rows(trino_client, src.client_id, "observation_period")
+        # Idle: no batch runs while Kafka has nothing new, so main stays where it is.
+        time.sleep(3)
+        assert main_hash(endpoints) == head
+
+        # A batch with a dangling key fails its test: not published, the runner goes on.
+        orphan_period(src, 800001)
+        runner_proc.wait_until(
+            "a batch refused", lambda: "batch not published (failed)" in runner_proc.output
+        )
+        assert "relationships_observation_period_person_id" in runner_proc.output
+        assert main_hash(endpoints) == head
+        assert lake_rows(trino_client, src.client_id, "observation_period") == periods
+
+        # The data fixed at the source: a later batch publishes, with the new changes too.
+        with psycopg.connect(src.dsn(), autocommit=True) as conn:
+            conn.execute("delete from observation_period where observation_period_id = 800001")
+        SampleData(platform).apply_changes(src.client_id, count=20, seed=5)
+        runner_proc.wait_until(
+            "the fixed data published", lambda: lake_equals_source(platform, src)
+        )
+        assert main_hash(endpoints) != head
+
+        runner_proc.proc.send_signal(signal.SIGTERM)
+        code = runner_proc.proc.wait(timeout=300)
+        runner_proc.reader.join(timeout=10)
+    finally:
+        runner_proc.proc.kill()
+    output = runner_proc.output
+    assert code == 0, output
+    assert "SIGTERM: stopping after the batch in progress" in output
+    assert "stopped after" in output
+    # Every batch's lock was released; nothing holds the client.
+    assert endpoints.nessie().get_reference(names.run_lock_branch) is None
 
 
 def lock_branch(endpoints: Endpoints, src: ClientSource) -> tuple[NessieClient, Reference]:

@@ -19,7 +19,12 @@ import sys  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 from clientpipelines.runconfig import ENV, MODES, InvalidRunConfig, RunConfig  # noqa: E402
-from clientpipelines.runner.run import EXIT_CONFIG, RunOptions, run  # noqa: E402
+from clientpipelines.runner.run import (  # noqa: E402
+    EXIT_CONFIG,
+    RunOptions,
+    run,
+    run_continuously,
+)
 
 EXIT_CODES = """exit codes:
   0  published (or no new changes: nothing to publish)
@@ -97,6 +102,19 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="remove a lock left by a run that no longer exists",
     )
+    r.add_argument(
+        "--continuous",
+        action="store_true",
+        default=os.environ.get("RUN_CONTINUOUS", "").lower() in ("1", "true", "yes"),
+        help="stay up and publish micro-batches: a run every --interval seconds that there"
+        " are new changes, until SIGTERM ($RUN_CONTINUOUS; CDC only)",
+    )
+    r.add_argument(
+        "--interval",
+        type=float,
+        default=float(os.environ.get("RUN_INTERVAL_SECONDS") or 5.0),
+        help="seconds between micro-batches in continuous mode ($RUN_INTERVAL_SECONDS)",
+    )
     i = sub.add_parser(
         "install-packages",
         help="install the dbt packages into the project and into Elementary's CLI (image build)",
@@ -141,6 +159,11 @@ def main(argv: list[str] | None = None) -> int:
         break_lock=args.break_lock,
         packages_dir=args.packages_dir,
     )
+    if args.continuous:
+        if args.interval <= 0:
+            print("error: --interval: must be more than 0 seconds", file=sys.stderr)
+            return EXIT_CONFIG
+        return run_continuously(config, options, interval=args.interval, process_started=STARTED)
     return run(config, options, process_started=STARTED)
 
 

@@ -9,10 +9,13 @@ as it was; the next run starts again from `main`.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
+import signal
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -102,12 +105,13 @@ def _say(message: str) -> None:
 class Run:
     """The steps of one run, each printing a progress line."""
 
-    def __init__(self, config: RunConfig, options: RunOptions) -> None:
+    def __init__(self, config: RunConfig, options: RunOptions, scratch: Path | None = None) -> None:
         self.config = config
         self.options = options
         self.names = config.names
         self.nessie = NessieClient(config.nessie_url, token_file=config.nessie_token_file)
-        self.scratch = Path(tempfile.mkdtemp(prefix="trino-"))
+        # Trino's login files (a CA, a token); continuous mode's batches share one.
+        self.scratch = scratch or Path(tempfile.mkdtemp(prefix="trino-"))
         self.login = config.trino_login(os.environ, self.scratch)
         self.trino = self.login.client()
         self.summary: list[str] = []
@@ -447,10 +451,15 @@ class Run:
         return EXIT_PUBLISHED
 
 
-def run(config: RunConfig, options: RunOptions, process_started: float | None = None) -> int:
+def run(
+    config: RunConfig,
+    options: RunOptions,
+    process_started: float | None = None,
+    scratch: Path | None = None,
+) -> int:
     """The run; `process_started` (time.monotonic) counts the imports before it."""
     started = time.monotonic()
-    runner = Run(config, options)
+    runner = Run(config, options, scratch)
     if process_started is not None:
         runner.phases["start"] = started - process_started
         runner.started = process_started
@@ -482,6 +491,77 @@ def run(config: RunConfig, options: RunOptions, process_started: float | None = 
     )
     _say(PHASES_PREFIX + json.dumps({k: round(v, 2) for k, v in runner.phases.items()}))
     sys.stdout.flush()
+    return code
+
+
+# Continuous mode: after a batch that did not publish (a failed test, a service
+# down, another run holding the client) the next waits longer, doubling up to this.
+CONTINUOUS_MAX_PAUSE = 300.0
+
+
+def may_have_changes(config: RunConfig, trino_run: Run) -> bool:
+    """Before taking the lock: whether there may be new changes (True when unsure).
+
+    Read-only (Kafka offsets against the watermark on staging), so an idle pipeline
+    in continuous mode writes nothing. Only asked when staging holds what main does
+    (the last batch published or found nothing): a staging behind main (another run
+    published since) can only over-count, and then a batch runs and counts again.
+    """
+    try:
+        return new_changes(trino_run.trino, config, lambda _line: None, {}) != 0
+    except (RebuildNeeded, HeadExpired, ServiceError):
+        return True
+
+
+def run_continuously(
+    config: RunConfig,
+    options: RunOptions,
+    *,
+    interval: float,
+    process_started: float | None = None,
+    stop: threading.Event | None = None,
+) -> int:
+    """Micro-batches until SIGTERM or SIGINT: every `interval` seconds that Kafka has
+    new changes, one run as `run` makes it (reset staging, build and test, audit,
+    publish only when green, the same lock), so every batch keeps a scheduled run's
+    guarantees. A signal stops it after the batch in progress; the lock is released
+    as after any run. Exit code: the last batch's, or 0 when stopped while idle.
+    """
+    if not config.cdc:
+        _say("error: continuous mode needs CDC ingestion (a full reload reads every row)")
+        return EXIT_CONFIG
+    stop = stop or threading.Event()
+
+    def on_signal(signum: int, _frame: object) -> None:
+        _say(f"{signal.Signals(signum).name}: stopping after the batch in progress")
+        stop.set()
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
+    code, batches, pause, clean = EXIT_PUBLISHED, 0, interval, True
+    checker: Run | None = None
+    _say(f"continuous mode: a batch every {interval:g}s when there are new changes")
+    try:
+        while not stop.is_set():
+            started = time.monotonic()
+            checker = checker or Run(config, options)  # its scratch serves every batch
+            if clean and batches and not may_have_changes(config, checker):
+                stop.wait(interval)
+                continue
+            batch = dataclasses.replace(options, run_id=f"{options.run_id}-{batches:06d}")
+            code = run(config, batch, process_started if batches == 0 else None, checker.scratch)
+            batches += 1
+            if code == EXIT_CONFIG:
+                return code
+            # Published (or nothing new): staging holds main's content again.
+            clean = code == EXIT_PUBLISHED
+            pause = interval if clean else min(CONTINUOUS_MAX_PAUSE, max(interval, 2 * pause))
+            if not clean:
+                _say(f"batch not published ({OUTCOMES[code]}): the next in {pause:g}s")
+            stop.wait(max(0.0, pause - (time.monotonic() - started)))
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    _say(f"stopped after {batches} batch(es)")
     return code
 
 
