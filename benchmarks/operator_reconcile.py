@@ -20,6 +20,7 @@ import json
 import statistics
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -86,7 +87,9 @@ def systems_state(
     ((now,),) = ep.trino().query("select cast(current_timestamp as varchar)")
     consumer = KafkaConsumer(bootstrap_servers=ep.kafka_bootstrap)
     try:
-        parts = consumer.partitions_for_topic(CONNECT_CONFIG_TOPIC) or set()
+        parts = consumer.partitions_for_topic(CONNECT_CONFIG_TOPIC)
+        if not parts:  # counting nothing would read as "no writes"
+            raise RuntimeError(f"Kafka has no topic {CONNECT_CONFIG_TOPIC}")
         ends = consumer.end_offsets([TopicPartition(CONNECT_CONFIG_TOPIC, p) for p in parts])
     finally:
         consumer.close()
@@ -177,12 +180,18 @@ def raw_burst(
     running: dict[str, float] = {}
 
     def one(src: ClientSource) -> None:
-        _make_pipeline(stack, api, namespace, src, lambda _what, run: run(), wait_running=False)
+        try:
+            _make_pipeline(stack, api, namespace, src, lambda _what, run: run(), wait_running=False)
+        except BaseException:
+            failed.set()
+            raise
         calls_done[src.client_id] = time.monotonic() - started
+
+    failed = threading.Event()  # a worker's failure ends the poller too
 
     def poll() -> None:
         deadline = time.monotonic() + 900
-        while len(running) < n and time.monotonic() < deadline:
+        while len(running) < n and time.monotonic() < deadline and not failed.is_set():
             for src in sources:
                 cid = src.client_id
                 if cid in running or cid not in calls_done:

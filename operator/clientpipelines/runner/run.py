@@ -15,8 +15,8 @@ import os
 import signal
 import sys
 import tempfile
-import threading
 import time
+import traceback
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -26,7 +26,7 @@ from typing import TypeVar
 from clientpipelines import omop
 from clientpipelines.clients.errors import ServiceError, ServiceUnavailable
 from clientpipelines.clients.nessie import NO_ANCESTOR, NessieClient, Reference
-from clientpipelines.naming import MAIN_BRANCH
+from clientpipelines.naming import LAKE_CATALOG, MAIN_BRANCH
 from clientpipelines.runconfig import (
     RUN_ID_ENV,
     TERMINATION_LOG_ENV,
@@ -499,18 +499,31 @@ def run(
 CONTINUOUS_MAX_PAUSE = 300.0
 
 
-def may_have_changes(config: RunConfig, trino_run: Run) -> bool:
+def may_have_changes(config: RunConfig, checker: Run) -> bool:
     """Before taking the lock: whether there may be new changes (True when unsure).
 
-    Read-only (Kafka offsets against the watermark on staging), so an idle pipeline
-    in continuous mode writes nothing. Only asked when staging holds what main does
-    (the last batch published or found nothing): a staging behind main (another run
-    published since) can only over-count, and then a batch runs and counts again.
+    Read-only, so an idle pipeline in continuous mode writes nothing: Kafka's
+    offsets against the watermark published on main (the lake catalog; staging
+    may hold another run's unpublished batch).
     """
     try:
-        return new_changes(trino_run.trino, config, lambda _line: None, {}) != 0
+        return new_changes(checker.trino, config, lambda _line: None, {}, LAKE_CATALOG) != 0
     except (RebuildNeeded, HeadExpired, ServiceError):
         return True
+
+
+class _Stop:
+    """Set by a signal handler: a plain flag, since a threading.Event's set() could
+    wait on the lock its own wait() holds when the signal arrives."""
+
+    def __init__(self) -> None:
+        self.requested = False
+
+    def sleep(self, seconds: float) -> None:
+        """Sleep up to `seconds`, in short steps so a request ends it."""
+        deadline = time.monotonic() + seconds
+        while not self.requested and time.monotonic() < deadline:
+            time.sleep(min(0.2, max(0.0, deadline - time.monotonic())))
 
 
 def run_continuously(
@@ -519,36 +532,46 @@ def run_continuously(
     *,
     interval: float,
     process_started: float | None = None,
-    stop: threading.Event | None = None,
 ) -> int:
     """Micro-batches until SIGTERM or SIGINT: every `interval` seconds that Kafka has
     new changes, one run as `run` makes it (reset staging, build and test, audit,
     publish only when green, the same lock), so every batch keeps a scheduled run's
     guarantees. A signal stops it after the batch in progress; the lock is released
-    as after any run. Exit code: the last batch's, or 0 when stopped while idle.
+    as after any run. `--full-refresh` and `--break-lock` apply to the first batch
+    only. Exit code: the last batch's, or 0 when stopped while idle.
     """
     if not config.cdc:
         _say("error: continuous mode needs CDC ingestion (a full reload reads every row)")
         return EXIT_CONFIG
-    stop = stop or threading.Event()
+    stop = _Stop()
 
     def on_signal(signum: int, _frame: object) -> None:
         _say(f"{signal.Signals(signum).name}: stopping after the batch in progress")
-        stop.set()
+        stop.requested = True
 
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
     code, batches, pause, clean = EXIT_PUBLISHED, 0, interval, True
     checker: Run | None = None
     _say(f"continuous mode: a batch every {interval:g}s when there are new changes")
     try:
-        while not stop.is_set():
+        while not stop.requested:
             started = time.monotonic()
             checker = checker or Run(config, options)  # its scratch serves every batch
             if clean and batches and not may_have_changes(config, checker):
-                stop.wait(interval)
+                stop.sleep(interval)
                 continue
             batch = dataclasses.replace(options, run_id=f"{options.run_id}-{batches:06d}")
-            code = run(config, batch, process_started if batches == 0 else None, checker.scratch)
+            if batches:
+                batch = dataclasses.replace(batch, full_refresh=False, break_lock=False)
+            try:
+                code = run(
+                    config, batch, process_started if batches == 0 else None, checker.scratch
+                )
+            except Exception:
+                # A batch's unexpected failure (the run's own handling let it through)
+                # is reported and retried like any failed batch; its lock is released.
+                _say(f"error: batch {batch.run_id} failed:\n{traceback.format_exc()}")
+                code = EXIT_FAILED
             batches += 1
             if code == EXIT_CONFIG:
                 return code
@@ -557,7 +580,7 @@ def run_continuously(
             pause = interval if clean else min(CONTINUOUS_MAX_PAUSE, max(interval, 2 * pause))
             if not clean:
                 _say(f"batch not published ({OUTCOMES[code]}): the next in {pause:g}s")
-            stop.wait(max(0.0, pause - (time.monotonic() - started)))
+            stop.sleep(max(0.0, pause - (time.monotonic() - started)))
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)

@@ -69,15 +69,16 @@ def check_complete(trino: TrinoClient, config: RunConfig) -> None:
 
 
 def published_marks(
-    trino: TrinoClient, config: RunConfig, table: str
+    trino: TrinoClient, config: RunConfig, table: str, catalog: str | None = None
 ) -> list[tuple[int, int, int, int]] | None:
     """Per partition: the highest offset in the change log, and its change's LSN and ts_ms.
 
-    None when there is no change log (a first run, or a pipeline that was in
-    full-reload mode until now).
+    Read on staging (reset to main's head by the run), or in `catalog`. None when
+    there is no change log (a first run, or a pipeline that was in full-reload
+    mode until now).
     """
     names = config.names
-    changes = f"{names.staging_catalog}.{names.lake_schema}.{table}_changes"
+    changes = f"{catalog or names.staging_catalog}.{names.lake_schema}.{table}_changes"
     try:
         rows = trino.query(
             # Identifiers come from the validated run contract (naming module).
@@ -115,10 +116,12 @@ def new_changes(
     config: RunConfig,
     say: Callable[[str], None],
     batch_filters: dict[str, list[str]] | None = None,
+    catalog: str | None = None,
 ) -> int:
     """Messages beyond the watermark over every table; RebuildNeeded when there is none.
 
-    `batch_filters`, when given, receives each table's filters for its new messages.
+    `batch_filters`, when given, receives each table's filters for its new messages;
+    `catalog` reads the watermark there instead of on staging.
     Also checks that the watermark belongs to the topic as it is now: a client
     deleted and onboarded again under the same id (or switched to full-reload and
     back) has new topics that start again at offset 0 with a new snapshot, and
@@ -126,7 +129,7 @@ def new_changes(
     """
     total = 0
     for table in config.tables:
-        marks = published_marks(trino, config, table)
+        marks = published_marks(trino, config, table, catalog)
         if marks is None:
             raise RebuildNeeded(f"{table}: no change log to continue from")
         topic = topic_name(config, table)
