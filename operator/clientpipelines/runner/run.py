@@ -90,6 +90,9 @@ class RunOptions:
     # dbt packages laid out as `dbt deps` does, for where dbt Hub cannot be reached
     # (the runner image has them installed already).
     packages_dir: Path | None = None
+    # Elementary's report after a published run (a failed run always gets one);
+    # continuous mode makes one only every CONTINUOUS_REPORT_SECONDS.
+    report: bool = True
 
 
 class RunFailed(Exception):
@@ -287,6 +290,15 @@ class Run:
         self.report = uri
         self.summary.append(f"report: {uri or report}")
 
+    def report_step(self, project: DbtProject, failed: bool) -> None:
+        """Elementary's report: after every run but continuous mode's published
+        batches between its intervals."""
+        if self.options.report or failed:
+            self.step("Elementary report", "report", lambda: self.elementary_report(project))
+            return
+        self.step_no += 1
+        _say("Elementary report: not this batch (continuous mode makes one at intervals)")
+
     def audit(self) -> list[str]:
         """Row conservation per table (runner/audit.py); what does not add up blocks."""
         if not self.config.cdc:
@@ -442,7 +454,7 @@ class Run:
             self.phases["to_published"] = time.monotonic() - self.started
         # After publishing: the report never delays (or blocks) fresh data.
         if elementary:
-            self.step("Elementary report", "report", lambda: self.elementary_report(project))
+            self.report_step(project, bool(failing))
         if failing:
             _say("not published: main untouched; staging kept to inspect:")
             for line in failing:
@@ -494,6 +506,10 @@ def run(
     return code
 
 
+# Continuous mode: a published batch's Elementary report at most this often (edr
+# takes tens of seconds, which would hold back the next batch each time); every
+# batch's results are in Elementary's tables, so the next report shows them all.
+CONTINUOUS_REPORT_SECONDS = 600.0
 # Continuous mode: after a batch that did not publish (a failed test, a service
 # down, another run holding the client) the next waits longer, doubling up to this.
 CONTINUOUS_MAX_PAUSE = 300.0
@@ -551,6 +567,7 @@ def run_continuously(
 
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
     code, batches, pause, clean = EXIT_PUBLISHED, 0, interval, True
+    reported = -CONTINUOUS_REPORT_SECONDS  # the first batch makes one
     checker: Run | None = None
     _say(f"continuous mode: a batch every {interval:g}s when there are new changes")
     try:
@@ -560,7 +577,10 @@ def run_continuously(
             if clean and batches and not may_have_changes(config, checker):
                 stop.sleep(interval)
                 continue
-            batch = dataclasses.replace(options, run_id=f"{options.run_id}-{batches:06d}")
+            report_due = time.monotonic() - reported >= CONTINUOUS_REPORT_SECONDS
+            batch = dataclasses.replace(
+                options, run_id=f"{options.run_id}-{batches:06d}", report=report_due
+            )
             if batches:
                 batch = dataclasses.replace(batch, full_refresh=False, break_lock=False)
             try:
@@ -573,6 +593,8 @@ def run_continuously(
                 _say(f"error: batch {batch.run_id} failed:\n{traceback.format_exc()}")
                 code = EXIT_FAILED
             batches += 1
+            if report_due:
+                reported = started
             if code == EXIT_CONFIG:
                 return code
             # Published (or nothing new): staging holds main's content again.
