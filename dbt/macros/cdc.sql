@@ -169,6 +169,34 @@ from {{ source('src', table) }}
   {{ return(filters) }}
 {%- endmacro %}
 
+{#
+  The batch this run loads, from the environment variable that the var
+  batch_id_env names (the runner sets it), read only at run time: dbt parses the
+  whole project again whenever --vars change, but a parse that never calls env_var
+  keeps its partial-parse state from batch to batch. Outside a run (dbt build by
+  hand): dbt's invocation id.
+#}
+{% macro batch_id() -%}
+  {%- if not execute -%}{{ return('') }}{%- endif -%}
+  {%- set name = var('batch_id_env', none) -%}
+  {{- return(env_var(name, invocation_id) if name else invocation_id) -}}
+{%- endmacro %}
+
+{#
+  Test configs cannot call project macros at parse time, so a `where` that must see
+  run-time values is written inside {% raw %}...{% endraw %} and rendered here,
+  when the test runs (dbt's own macro only inserts the string).
+#}
+{% macro default__get_where_subquery(relation) -%}
+  {%- set where = config.get('where', '') -%}
+  {%- if where -%}
+    {%- if '{{' in where -%}{%- set where = render(where) -%}{%- endif -%}
+    {%- do return('(select * from ' ~ relation ~ ' where ' ~ where ~ ') dbt_subquery') -%}
+  {%- else -%}
+    {%- do return(relation) -%}
+  {%- endif -%}
+{%- endmacro %}
+
 {# The change log: every change event, appended once, with the batch that loaded it. #}
 {% macro changes_model(table) -%}
 {#- A change log written before a column existed (change_image) gains it. -#}
@@ -184,7 +212,7 @@ union all
 {%- endif %}
 select
     s.*,
-    cast('{{ var("batch_id", invocation_id) }}' as varchar) as batch_id
+    cast('{{ batch_id() }}' as varchar) as batch_id
 from {{ ref('stg_cdc__' ~ table) }} as s
 where {{ filter }}
 {%- endfor %}
@@ -197,7 +225,7 @@ where {{ filter }}
 #}
 {% macro batch_latest_model(table) -%}
 {{ config(enabled=is_cdc() and onboarded(table)) }}
-  {%- set batch = var("batch_id", invocation_id) -%}
+  {%- set batch = batch_id() -%}
   {%- set toasted = [] -%}
   {%- for name, kind, type, ident in omop_table(table).columns if kind == 'text' -%}
     {%- do toasted.append(ident) -%}

@@ -47,6 +47,10 @@ ENV = {
 # The run's id: the Job's name where a Job runs it (the CronJob sets it from the
 # Pod's job-name label), so a run's report is found from the Job alone.
 RUN_ID_ENV = "RUN_ID"
+# Continuous mode (the runner stays up, a micro-batch every interval when there are
+# changes): what the operator's Deployment sets, what the runner's flags default to.
+RUN_CONTINUOUS_ENV = "RUN_CONTINUOUS"
+RUN_INTERVAL_ENV = "RUN_INTERVAL_SECONDS"
 # Where the runner leaves its outcome for the operator (a Kubernetes termination
 # message: the kubelet copies the file into the Pod's status). The CronJob sets the
 # container's terminationMessagePath and this variable to the same path.
@@ -228,8 +232,12 @@ class RunConfig:
 
     # -- dbt ---------------------------------------------------------------------------------
 
-    def dbt_vars_for(self, batch_id: str) -> dict[str, Any]:
-        """Every name the dbt project uses, from this contract; the user's vars first."""
+    def dbt_variables(self) -> dict[str, Any]:
+        """Every name the dbt project uses, from this contract; the user's vars first.
+
+        The same for every run of the client (a run's batch id is not among them:
+        runner/dbt.py), so dbt's partial parsing can keep its state between runs.
+        """
         names = self.names
         return {
             **self.dbt_vars,
@@ -244,5 +252,4 @@ class RunConfig:
             "cdc_catalog": names.cdc_catalog,
             "source_catalog": names.source_catalog,
             "topics": {t: self.topic(t) for t in self.tables},
-            "batch_id": batch_id,
         }

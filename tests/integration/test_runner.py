@@ -406,6 +406,11 @@ def test_continuous_mode_publishes_only_green_batches_and_stops_on_sigterm(
     assert code == 0, output
     assert "SIGTERM: stopping after the batch in progress" in output
     assert "stopped after" in output
+    # The batches share one copy of the dbt project: after the first, dbt parses only
+    # what changed (it says why when it must parse everything again).
+    full_parses = [line for line in output.splitlines() if "Unable to do partial parsing" in line]
+    assert len(full_parses) == 1, full_parses
+    assert "saved manifest not found" in full_parses[0]
     # Every batch's lock was released; nothing holds the client.
     assert endpoints.nessie().get_reference(names.run_lock_branch) is None
 

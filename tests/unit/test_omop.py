@@ -112,3 +112,35 @@ def test_the_toast_placeholder_is_the_same_for_debezium_and_dbt() -> None:
     assert project["vars"]["debezium_unavailable_value"] == UNAVAILABLE_VALUE
     assert omop.table("note").column("note_text").toastable
     assert not omop.table("note").column("note_title").toastable
+
+
+def test_the_runner_reuses_its_copy_only_while_project_and_tables_are_the_same(
+    tmp_path: Path,
+) -> None:
+    import shutil  # noqa: PLC0415
+
+    from clientpipelines.runner.dbt import DbtProject  # noqa: PLC0415
+
+    source = tmp_path / "source"
+    shutil.copytree(REPO_ROOT / "dbt", source, ignore=shutil.ignore_patterns("target", "logs"))
+    work = tmp_path / "work"
+    first = DbtProject(source, work, {"tables": ["person"]}, "batch-1")
+    assert not first.reused
+    # dbt's partial-parse state, as a first build leaves it.
+    state = first.dir / "target" / "partial_parse.msgpack"
+    state.parent.mkdir()
+    state.write_bytes(b"state")
+    again = DbtProject(source, work, {"tables": ["person"]}, "batch-2")
+    assert again.reused and state.read_bytes() == b"state"
+    # The batch id is never a var: a var that changes makes dbt parse everything.
+    assert "batch_id" not in again.variables and again.batch_id == "batch-2"
+
+    other_tables = DbtProject(source, work, {"tables": ["person", "death"]}, "batch-3")
+    assert not other_tables.reused and not state.exists()
+    assert (other_tables.dir / "models" / "marts" / "omop" / "death").is_dir()
+
+    macros = source / "macros" / "cdc.sql"
+    macros.write_text(macros.read_text() + "\n{# changed #}\n")
+    edited = DbtProject(source, work, {"tables": ["person", "death"]}, "batch-4")
+    assert not edited.reused
+    assert "{# changed #}" in (edited.dir / "macros" / "cdc.sql").read_text()

@@ -168,6 +168,9 @@ def _mart_yaml(t: omop.Table) -> dict[str, Any]:
                     "config": {
                         "enabled": "{{ var('elementary_installed', false) }}",
                         "severity": "warn",
+                        # Continuous mode runs monitors only with a batch that makes
+                        # a report (runner/dbt.py: MONITOR_TAG), not every batch.
+                        "tags": ["monitor"],
                     }
                 }
             }
@@ -236,7 +239,9 @@ def _mart_yaml(t: omop.Table) -> dict[str, Any]:
 
 
 def _intermediate_yaml(t: omop.Table) -> list[dict[str, Any]]:
-    batch = {"where": "batch_id = '{{ var('batch_id', invocation_id) }}'"}
+    # Rendered when the test runs (macros/cdc.sql: default__get_where_subquery): the
+    # batch id is known only then.
+    batch = {"where": "{% raw %}batch_id = '{{ batch_id() }}'{% endraw %}"}
     return [
         {
             "name": f"{t.name}_changes",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -17,6 +18,14 @@ from typing import Any
 from clientpipelines import omop
 
 ELEMENTARY = "elementary"
+# The environment variable that carries a run's batch id to dbt (macros/cdc.sql:
+# batch_id(); the var batch_id_env names it).
+BATCH_ID_ENV = "CLIENTPIPELINES_BATCH_ID"
+# Tests that watch trends (Elementary's volume anomalies), not a batch's correctness:
+# they never block a publish, and continuous mode runs them only with a report.
+MONITOR_TAG = "monitor"
+# Never copied with the project: dbt's output of another invocation.
+COPY_IGNORED = ("target", "logs")
 # How many of a build's slowest nodes it names (with their time).
 SLOWEST_NODES = 5
 # An edr command never holds a run (and the client's lock) longer than this.
@@ -99,21 +108,50 @@ def _retryable(nodes: list[Any]) -> list[str]:
     return []
 
 
-class DbtProject:
-    """A writable copy of the dbt project, and the dbt commands a run needs."""
+def _fingerprint(source: Path, tables: list[str]) -> str:
+    """What a copy of the project depends on: every source file's path and content,
+    and the tables it keeps."""
+    digest = hashlib.sha256(json.dumps(sorted(tables)).encode())
+    for path in sorted(source.rglob("*")):
+        relative = path.relative_to(source)
+        if path.is_file() and relative.parts[0] not in COPY_IGNORED:
+            digest.update(str(relative).encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()
 
-    def __init__(self, source: Path, workdir: Path, variables: dict[str, Any]) -> None:
+
+class DbtProject:
+    """A writable copy of the dbt project, and the dbt commands a run needs.
+
+    A `workdir` that already holds a copy of the same project for the same tables is
+    reused as it is, with dbt's partial-parse state (target/) and the packages: a
+    run after the first then skips most of dbt's parsing (continuous mode's batches
+    share one). `batch_id` reaches dbt in the environment (BATCH_ID_ENV), never in
+    --vars: a change of vars makes dbt parse the whole project again.
+    """
+
+    def __init__(
+        self, source: Path, workdir: Path, variables: dict[str, Any], batch_id: str | None = None
+    ) -> None:
+        workdir.mkdir(parents=True, exist_ok=True)
         self.dir = workdir / "dbt"
-        shutil.copytree(source, self.dir, ignore=shutil.ignore_patterns("target", "logs"))
-        self.variables = variables
-        # Only the client's tables' models: dbt parses every file it finds, and all the
-        # CDM's tables would cost each run seconds of parsing for models it disables.
-        # A folder named after a CDM table (models/<layer>/<group>/<table>/: the
-        # generated models, the unit tests of one table's models) goes with it.
-        onboarded = set(variables.get("tables") or [])
-        for folder in (self.dir / "models").glob("*/*/*"):
-            if folder.is_dir() and folder.name in omop.load() and folder.name not in onboarded:
-                shutil.rmtree(folder)
+        self.variables = {**variables, "batch_id_env": BATCH_ID_ENV}
+        self.batch_id = batch_id
+        onboarded = list(variables.get("tables") or [])
+        stamp = workdir / "dbt.source"
+        fingerprint = _fingerprint(source, onboarded)
+        self.reused = stamp.is_file() and stamp.read_text() == fingerprint and self.dir.is_dir()
+        if not self.reused:
+            stamp.unlink(missing_ok=True)
+            shutil.rmtree(self.dir, ignore_errors=True)
+            shutil.copytree(source, self.dir, ignore=shutil.ignore_patterns(*COPY_IGNORED))
+            # Only the client's tables' models: dbt parses every file it finds, and all
+            # the CDM's tables would cost each run seconds of parsing for models it
+            # disables. A folder named after a CDM table (models/<layer>/<group>/<table>/:
+            # the generated models, the unit tests of one table's models) goes with it.
+            for folder in (self.dir / "models").glob("*/*/*"):
+                if folder.is_dir() and folder.name in omop.load() and folder.name not in onboarded:
+                    shutil.rmtree(folder)
+            stamp.write_text(fingerprint)
         self.elementary = False
         self._views_fresh = False
         self.last_elapsed = 0.0
@@ -180,7 +218,12 @@ class DbtProject:
         argv = ["--no-use-colors", *argv]
         if quiet:
             argv = ["--quiet", *argv]
-        result = dbtRunner().invoke(argv)
+        if self.batch_id is not None:
+            os.environ[BATCH_ID_ENV] = self.batch_id
+        try:
+            result = dbtRunner().invoke(argv)
+        finally:
+            os.environ.pop(BATCH_ID_ENV, None)
         nodes = list(getattr(result.result, "results", None) or [])
         self.last_elapsed = float(getattr(result.result, "elapsed_time", 0.0) or 0.0)
         return bool(result.success), nodes
@@ -191,6 +234,7 @@ class DbtProject:
         select: str | None,
         full_refresh: bool,
         unit_tests: bool,
+        monitors: bool = True,
         say: Callable[[str], None] = print,
     ) -> BuildResult:
         """`dbt build`: what passed, what failed (blocks publishing), what only warned.
@@ -205,10 +249,14 @@ class DbtProject:
             args.append("--full-refresh")
         if not unit_tests:
             args += ["--exclude-resource-type", "unit_test"]
+        # The monitors are Elementary's tests: without it there are none to leave out.
+        excluded = [] if monitors or not self.elementary else [f"tag:{MONITOR_TAG}"]
         if self.elementary:
             # Elementary's own models are built at setup (once per version) and its
             # "views" before edr reads them; its hooks still record this build.
-            args += ["--exclude", f"package:{ELEMENTARY}"]
+            excluded.append(f"package:{ELEMENTARY}")
+        if excluded:
+            args += ["--exclude", *excluded]
         started = time.monotonic()
         ok, nodes = self.invoke(args)
         nodes_s, paused = self.last_elapsed, 0.0

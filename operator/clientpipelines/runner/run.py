@@ -12,6 +12,7 @@ import contextlib
 import dataclasses
 import json
 import os
+import shutil
 import signal
 import sys
 import tempfile
@@ -90,8 +91,9 @@ class RunOptions:
     # dbt packages laid out as `dbt deps` does, for where dbt Hub cannot be reached
     # (the runner image has them installed already).
     packages_dir: Path | None = None
-    # Elementary's report after a published run (a failed run always gets one);
-    # continuous mode makes one only every CONTINUOUS_REPORT_SECONDS.
+    # Elementary's report after a published run (a failed run always gets one), and
+    # its monitors (volume anomalies: tagged MONITOR_TAG) in the build; continuous
+    # mode has both only every CONTINUOUS_REPORT_SECONDS.
     report: bool = True
 
 
@@ -108,7 +110,13 @@ def _say(message: str) -> None:
 class Run:
     """The steps of one run, each printing a progress line."""
 
-    def __init__(self, config: RunConfig, options: RunOptions, scratch: Path | None = None) -> None:
+    def __init__(
+        self,
+        config: RunConfig,
+        options: RunOptions,
+        scratch: Path | None = None,
+        dbt_workdir: Path | None = None,
+    ) -> None:
         self.config = config
         self.options = options
         self.names = config.names
@@ -117,6 +125,9 @@ class Run:
         self.scratch = scratch or Path(tempfile.mkdtemp(prefix="trino-"))
         self.login = config.trino_login(os.environ, self.scratch)
         self.trino = self.login.client()
+        # Where the dbt project is copied: kept between runs (continuous mode) so
+        # that dbt parses only what changed; else a temporary folder per run.
+        self.dbt_workdir = dbt_workdir
         self.summary: list[str] = []
         # What the operator learns from the termination message (names, never rows).
         self.failed: list[str] = []
@@ -395,7 +406,9 @@ class Run:
         # The batch id must never repeat (the batch's latest changes are selected
         # by it); a Job's name can, once the old Job is gone.
         batch_id = f"{o.run_id}-{uuid.uuid4().hex[:8]}"
-        project = DbtProject(o.dbt_project_dir, Path(tmp), c.dbt_vars_for(batch_id))
+        project = DbtProject(
+            o.dbt_project_dir, self.dbt_workdir or tmp, c.dbt_variables(), batch_id
+        )
         elementary = self.step(
             "dbt deps", "deps", lambda: project.install_packages(_say, o.packages_dir)
         )
@@ -415,6 +428,7 @@ class Run:
                 select=c.dbt_select,
                 full_refresh=self.full_refresh,
                 unit_tests=o.unit_tests,
+                monitors=o.report,
                 say=_say,
             ),
         )
@@ -468,10 +482,11 @@ def run(
     options: RunOptions,
     process_started: float | None = None,
     scratch: Path | None = None,
+    dbt_workdir: Path | None = None,
 ) -> int:
     """The run; `process_started` (time.monotonic) counts the imports before it."""
     started = time.monotonic()
-    runner = Run(config, options, scratch)
+    runner = Run(config, options, scratch, dbt_workdir)
     if process_started is not None:
         runner.phases["start"] = started - process_started
         runner.started = process_started
@@ -569,6 +584,9 @@ def run_continuously(
     code, batches, pause, clean = EXIT_PUBLISHED, 0, interval, True
     reported = -CONTINUOUS_REPORT_SECONDS  # the first batch makes one
     checker: Run | None = None
+    # One copy of the dbt project for every batch: dbt's partial parsing then skips
+    # what the first batch parsed. Removed when the runner stops.
+    dbt_workdir = Path(tempfile.mkdtemp(prefix="clientpipelines-dbt-"))
     _say(f"continuous mode: a batch every {interval:g}s when there are new changes")
     try:
         while not stop.requested:
@@ -585,7 +603,11 @@ def run_continuously(
                 batch = dataclasses.replace(batch, full_refresh=False, break_lock=False)
             try:
                 code = run(
-                    config, batch, process_started if batches == 0 else None, checker.scratch
+                    config,
+                    batch,
+                    process_started if batches == 0 else None,
+                    checker.scratch,
+                    dbt_workdir,
                 )
             except Exception:
                 # A batch's unexpected failure (the run's own handling let it through)
@@ -606,6 +628,7 @@ def run_continuously(
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+        shutil.rmtree(dbt_workdir, ignore_errors=True)
     _say(f"stopped after {batches} batch(es)")
     return code
 
