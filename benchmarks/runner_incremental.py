@@ -35,7 +35,7 @@ from typing import Any
 import psycopg
 
 from clientpipelines.naming import ClientNames
-from clientpipelines.runner.run import phases_in_log
+from clientpipelines.runner.run import PHASES_PREFIX, phases_in_log
 from devstack.sampledata import CLINICAL_TABLES, SAMPLE_TABLES, SampleData
 from devstack.stack import Stack
 from devstack.wiring import runner_env, unwire_client, wait_for_cdc, wire_client
@@ -138,7 +138,12 @@ class Measured:
     # Process start to main moving, for runs of --small-changes changes.
     small: list[float] = field(default_factory=list)
     phases: dict[str, list[dict[str, float]]] = field(
-        default_factory=lambda: {"incremental": [], "full refresh": [], "small": []}
+        default_factory=lambda: {
+            "incremental": [],
+            "full refresh": [],
+            "small": [],
+            "continuous": [],
+        }
     )
     lags: list[float] = field(default_factory=list)
     # Continuous mode: Postgres commit to visible in `lake` (main).
@@ -148,12 +153,12 @@ class Measured:
 
 def published_freshness(
     stack: Stack, client: str, seconds: float, rate: float, packages_dir: str | None, say: Any
-) -> tuple[list[float], int]:
+) -> tuple[list[float], list[dict[str, float]]]:
     """Continuous mode: `rate` one-row updates a second for `seconds`, each to its own
     provider row with a unique marker, while the runner publishes micro-batches; each
     change's lag is from just after its Postgres commit to the return of the first
     query of `lake` (main, what analysts read) that shows it. Returns the lags and
-    how many batches the runner made."""
+    each batch's phases (the runner's `phases:` lines)."""
     env = {**os.environ, **runner_env(stack, SampleData(stack).source(client))}
     argv = [sys.executable, "-m", "clientpipelines.runner.cli", "run", "--continuous"]
     argv += ["--interval", "1"]
@@ -220,7 +225,11 @@ def published_freshness(
                 proc.wait(timeout=600)
             except subprocess.TimeoutExpired:
                 proc.kill()
-    batches = sum(1 for line in log.read_text().splitlines() if line.startswith("summary: "))
+    batches = [
+        phases_in_log(line)
+        for line in log.read_text().splitlines()
+        if line.startswith(PHASES_PREFIX)
+    ]
     return [max(0.0, seen[m] - committed[m]) for m in seen if m in committed], batches
 
 
@@ -259,9 +268,12 @@ def measure(
         m.lags = freshness(stack, client, args.freshness, args.freshness_rate)
     if args.continuous:
         say(f"continuous mode: {args.freshness_rate:g} changes/s for {args.continuous:g}s")
-        m.published_lags, m.batches = published_freshness(
+        m.published_lags, batches = published_freshness(
             stack, client, args.continuous, args.freshness_rate, args.packages_dir, say
         )
+        m.batches = len(batches)
+        # The first batch parses the project and catches up: the steady state is after.
+        m.phases["continuous"] = batches[1:]
     return m
 
 
@@ -275,6 +287,7 @@ def print_phases(m: Measured, args: argparse.Namespace) -> dict[str, dict[str, f
         "incremental": f"incr. {args.changes}",
         "full refresh": "full refresh",
         "small": f"incr. {args.small_changes}",
+        "continuous": "cont. batch",
     }
     print(f"{'phase (median s)':<18}" + "".join(f"{labels[k]:>14}" for k in kinds))
     for name in names:

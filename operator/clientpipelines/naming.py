@@ -15,6 +15,9 @@ from dataclasses import dataclass
 # 52 characters (the controller appends an 11-character suffix to name its Jobs,
 # which must stay within 63), and the CronJob is "<id>-pipeline".
 CRONJOB_SUFFIX = "-pipeline"
+# The Deployment of a continuous-mode pipeline's runner (its Pods' generated names
+# are cut to fit by Kubernetes).
+CONTINUOUS_SUFFIX = "-continuous"
 MAX_CLIENT_ID_LENGTH = 52 - len(CRONJOB_SUFFIX)  # 43
 
 CLIENT_ID_PATTERN = r"^[a-z]([-a-z0-9]*[a-z0-9])?$"
@@ -157,6 +160,11 @@ class ClientNames:
     @property
     def cronjob(self) -> str:
         return f"{self.client_id}{CRONJOB_SUFFIX}"
+
+    @property
+    def continuous_runner(self) -> str:
+        """The Deployment that keeps a continuous-mode pipeline's runner up."""
+        return f"{self.client_id}{CONTINUOUS_SUFFIX}"
 
     @property
     def runner_service_account(self) -> str:

@@ -155,7 +155,9 @@ def resource_health(app: dict[str, Any], kind: str, name: str) -> dict[str, Any]
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ControlPlane]:
     """A control plane of its own: Argo CD installs CRDs and namespaces there that
     the other tests' control plane must not see."""
-    cp = ControlPlane(tmp_path_factory.mktemp("argocd-controlplane"), die_with_parent=True)
+    cp = ControlPlane(
+        tmp_path_factory.mktemp("argocd-controlplane"), die_with_parent=True, workloads=False
+    )
     try:
         cp.start()
         yield cp

@@ -203,6 +203,9 @@ def test_operator_chart_installs_and_grants_only_what_the_operator_uses(
         ("create", "cronjobs", "batch"),
         ("update", "cronjobs", "batch"),
         ("delete", "cronjobs", "batch"),  # first, on Delete: no run writes while the rest goes
+        ("create", "deployments", "apps"),  # a continuous-mode pipeline's runner
+        ("update", "deployments", "apps"),
+        ("delete", "deployments", "apps"),
         ("list", "jobs", "batch"),
         ("create", "jobs", "batch"),  # a run-now request
         ("list", "pods", ""),  # a run's termination message

@@ -8,6 +8,7 @@ import os
 import shutil
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -19,13 +20,14 @@ import pytest
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
+from clientpipelines.clients.errors import ServiceError
 from clientpipelines.clients.kafka_connect import KafkaConnectClient
 from clientpipelines.clients.trino import TrinoClient
 from clientpipelines.manifests import GROUP, PLURAL, VERSION
 from clientpipelines.manifests import LABEL_CLIENT as LABEL
 from clientpipelines.naming import ClientNames
 from clientpipelines.omop import table as omop_table
-from clientpipelines.operator import requests
+from clientpipelines.operator import desired, requests
 from devstack import dashboard, kubelet
 from devstack.controlplane import ControlPlane
 from devstack.demo import run_pipeline_once
@@ -329,6 +331,101 @@ def test_update_changes_connector_and_cronjob_in_place(
         c.names.topic("public", "care_site"),
         c.names.topic("public", "provider"),
     ]
+    c.delete()
+
+
+def _deployment(api: client.ApiClient, namespace: str, name: str) -> dict[str, Any] | None:
+    try:
+        found = client.AppsV1Api(api).read_namespaced_deployment(name, namespace)
+    except ApiException as exc:
+        if exc.status == 404:
+            return None
+        raise
+    return dict(api.sanitize_for_serialization(found))
+
+
+def _lake_equals_source(stack: Stack, c: Client) -> bool:
+    try:
+        diffs = lake_differences(stack, c.id)
+    except ServiceError:  # nothing published yet: the lake schema does not exist
+        return False
+    return all(d == 0 and n == lake for n, lake, d in diffs.values())
+
+
+def test_continuous_mode_runs_one_runner_that_publishes_and_stops_after_its_batch(
+    operator: OperatorProcess, kube_api: client.ApiClient, namespace: str, endpoints: Endpoints
+) -> None:
+    """transform.mode continuous, as shipped: the operator's Deployment, its Pod (made
+    by the real deployment and replicaset controllers) run by the local kubelet, the
+    runner publishing micro-batches; suspended, the Pod goes and the runner stops
+    after its batch, releasing the client's lock; back to the schedule, the
+    Deployment goes and the CronJob runs again."""
+    stack = Stack()
+    c = Client(kube_api, stack, namespace)
+    c.apply(tables=["provider", "care_site"])
+    wait_ready(kube_api, namespace, c.id)
+    batch = client.BatchV1Api(kube_api)
+    assert _deployment(kube_api, namespace, c.names.continuous_runner) is None
+
+    c.patch({"transform": {"mode": "continuous", "intervalSeconds": 2}})
+    obj = wait_ready(kube_api, namespace, c.id)
+    schedule = condition(obj, "ScheduleReady")
+    assert schedule is not None and schedule["reason"] == "Continuous", schedule
+    assert obj["status"]["continuousRunner"] == c.names.continuous_runner
+    deployment = _deployment(kube_api, namespace, c.names.continuous_runner)
+    assert deployment is not None
+    assert deployment["metadata"]["ownerReferences"][0]["uid"] == obj["metadata"]["uid"]
+    assert (deployment["spec"]["replicas"], deployment["spec"]["strategy"]["type"]) == (
+        1,
+        "Recreate",
+    )
+    # The schedule is suspended: requested runs only.
+    assert batch.read_namespaced_cron_job(c.names.cronjob, namespace).spec.suspend is True
+
+    wait_for_cdc(stack, c.id)
+    outcome: list[int] = []
+    runner = threading.Thread(
+        target=lambda: outcome.append(
+            kubelet.run_pod(
+                kube_api,
+                namespace,
+                f"{LABEL}={c.id},{desired.COMPONENT_LABEL}={desired.CONTINUOUS_COMPONENT}",
+                f"Deployment {c.names.continuous_runner}",
+                timeout=900,
+            )
+        ),
+        daemon=True,
+    )
+    runner.start()
+    try:
+        wait_for("the snapshot published", lambda: _lake_equals_source(stack, c), timeout=300)
+        SampleData(stack).apply_changes(c.id, count=20, seed=11)
+        wait_for("the changes published", lambda: _lake_equals_source(stack, c), timeout=300)
+        assert not outcome, "the runner exited on its own"
+
+        # Suspended: no runner. Its Pod is deleted; the runner gets SIGTERM, finishes
+        # the batch in progress and exits cleanly.
+        c.patch({"transform": {"suspend": True}})
+        wait_ready(kube_api, namespace, c.id)
+        deployment = _deployment(kube_api, namespace, c.names.continuous_runner)
+        assert deployment is not None and deployment["spec"]["replicas"] == 0
+        runner.join(timeout=300)
+        assert outcome == [0]
+    finally:
+        c.patch({"transform": {"suspend": True}})
+        runner.join(timeout=300)
+    assert endpoints.nessie().get_reference(c.names.run_lock_branch) is None
+
+    # Back to the schedule: the runner's Deployment goes, the CronJob runs again.
+    c.patch({"transform": {"mode": "scheduled", "suspend": False}})
+    obj = wait_ready(kube_api, namespace, c.id)
+    assert (condition(obj, "ScheduleReady") or {}).get("reason") == "Scheduled"
+    wait_for(
+        "the continuous runner's Deployment to go",
+        lambda: _deployment(kube_api, namespace, c.names.continuous_runner) is None,
+        timeout=60,
+    )
+    assert batch.read_namespaced_cron_job(c.names.cronjob, namespace).spec.suspend is False
     c.delete()
 
 
@@ -1028,6 +1125,19 @@ INVALID: list[tuple[str, Callable[[dict[str, Any]], None], str]] = [
         "spec.ingestion.mode",
     ),
     ("a port out of range", lambda b: _pg(b).update(port=70000), "spec.source.postgres.port"),
+    (
+        "continuous mode without CDC",
+        lambda b: b["spec"].update(
+            ingestion={"mode": "full-reload"},
+            transform={**b["spec"]["transform"], "mode": "continuous"},
+        ),
+        "spec.transform.mode",
+    ),
+    (
+        "an interval of zero",
+        lambda b: b["spec"]["transform"].update(mode="continuous", intervalSeconds=0),
+        "spec.transform.intervalSeconds",
+    ),
 ]
 
 

@@ -191,6 +191,41 @@ def test_cronjob_is_owned_forbids_overlap_and_holds_no_secret_value() -> None:
     assert suspended["spec"]["suspend"] is True
 
 
+def test_continuous_mode_keeps_one_runner_up_and_suspends_the_schedule() -> None:
+    owner = {"name": "acme-health", "uid": "u-1"}
+    pipeline = spec(transform__mode="continuous", transform__intervalSeconds=7)
+    deployment = desired.build_continuous_deployment(pipeline, SETTINGS, owner)
+    assert deployment["metadata"]["name"] == "acme-health-continuous"
+    assert deployment["metadata"]["ownerReferences"][0]["uid"] == "u-1"
+    assert deployment["spec"]["replicas"] == 1
+    # Never two runners of one client, not even while a new version rolls out.
+    assert deployment["spec"]["strategy"] == {"type": "Recreate"}
+    template = deployment["spec"]["template"]
+    assert deployment["spec"]["selector"]["matchLabels"] == template["metadata"]["labels"]
+    pod = template["spec"]
+    assert pod["restartPolicy"] == "Always"
+    # A batch in progress gets as long to finish as a scheduled run has.
+    assert pod["terminationGracePeriodSeconds"] == pipeline.active_deadline
+    container = pod["containers"][0]
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    assert (env["RUN_CONTINUOUS"], env["RUN_INTERVAL_SECONDS"]) == ("true", "7")
+    run_id = next(e for e in container["env"] if e["name"] == "RUN_ID")
+    assert run_id["valueFrom"] == {"fieldRef": {"fieldPath": "metadata.name"}}
+    # The same run contract and Pod as a scheduled run's, apart from those.
+    cron = desired.build_cronjob(pipeline, SETTINGS, owner)
+    job_pod = cron["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+    assert RunConfig.from_env({k: v for k, v in env.items() if v is not None}) == (
+        desired.build_run_config(pipeline, SETTINGS)
+    )
+    assert pod["volumes"] == job_pod["volumes"]
+    assert pod["serviceAccountName"] == job_pod["serviceAccountName"]
+    # The schedule is suspended: its template serves only requested runs.
+    assert cron["spec"]["suspend"] is True
+    assert desired.build_cronjob(spec(), SETTINGS, owner)["spec"]["suspend"] is False
+    suspended = spec(transform__mode="continuous", transform__suspend=True)
+    assert desired.build_continuous_deployment(suspended, SETTINGS, owner)["spec"]["replicas"] == 0
+
+
 def test_the_runner_image_is_the_platforms_unless_an_allowed_one_is_named() -> None:
     assert desired.runner_image(spec(), SETTINGS) == "registry.example/runner:1"
     pinned = "registry.example/runner@sha256:" + "a" * 64

@@ -2,8 +2,8 @@
 
 etcd, kube-apiserver and kube-controller-manager on 127.0.0.1, with client
 certificate authentication and RBAC. No kubelet runs, so pods stay Pending; the
-controllers that matter to the product (cronjob, job, garbage collector,
-namespace, service account) do run.
+controllers that matter to the product (cronjob, job, deployment and replicaset,
+garbage collector, namespace, service account) do run.
 """
 
 from __future__ import annotations
@@ -43,6 +43,10 @@ CONTROLLERS = (
     # uses (Argo CD waits for a removed Application's claims to be gone).
     "persistentvolumeclaim-protection-controller",
 )
+# A Deployment's ReplicaSet and Pod (a continuous-mode pipeline's runner, which the
+# local kubelet stand-in can then run). Off where no Pod of a Deployment will ever
+# run (Argo CD's control plane): their rollouts would only time out there.
+WORKLOAD_CONTROLLERS = ("deployment-controller", "replicaset-controller")
 
 SERVICE_CIDR = "10.0.0.0/24"
 
@@ -65,9 +69,12 @@ class ControlPlane:
     reuses it; a stopped one restarts on the same data and, where still free, ports.
     """
 
-    def __init__(self, directory: Path, *, die_with_parent: bool = False) -> None:
+    def __init__(
+        self, directory: Path, *, die_with_parent: bool = False, workloads: bool = True
+    ) -> None:
         self.directory = directory
         self.die_with_parent = die_with_parent
+        self.controllers = CONTROLLERS + (WORKLOAD_CONTROLLERS if workloads else ())
         self.kubeconfig = directory / "kubeconfig"
         self._pki = directory / "pki"
         self._logs = directory / "logs"
@@ -172,7 +179,7 @@ class ControlPlane:
             [
                 str(bins["kube-controller-manager"]),
                 f"--kubeconfig={kcm_kubeconfig}",
-                f"--controllers={','.join(CONTROLLERS)}",
+                f"--controllers={','.join(self.controllers)}",
                 "--leader-elect=false",
                 # Nothing scrapes its metrics here; 0 turns the HTTPS endpoint off.
                 "--secure-port=0",
@@ -232,7 +239,7 @@ class ControlPlane:
         # With --secure-port=0 it has no health endpoint; it logs each controller
         # it starts, so wait until every one we asked for is running.
         text = self.log("kube-controller-manager").read_text(errors="replace")
-        return all(f'"Started controller" controller="{c}"' in text for c in CONTROLLERS)
+        return all(f'"Started controller" controller="{c}"' in text for c in self.controllers)
 
     def _ssl_context(self) -> ssl.SSLContext:
         ctx = ssl.create_default_context(cafile=str(self._pki / "ca.crt"))

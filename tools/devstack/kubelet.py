@@ -256,6 +256,9 @@ def _run_logged(
 def _kill_when_deleted(
     core: client.CoreV1Api, pod: Any, proc: subprocess.Popen[bytes], finished: threading.Event
 ) -> None:
+    """Stop the container when its Pod is deleted, as a kubelet does: SIGTERM, then
+    SIGKILL once the Pod's grace period is over (a continuous runner finishes its
+    batch in between)."""
     while not finished.wait(2):
         try:
             live = core.read_namespaced_pod(pod.metadata.name, pod.metadata.namespace)
@@ -264,14 +267,22 @@ def _kill_when_deleted(
                 continue
             live = None
         if live is None or (live.metadata and live.metadata.deletion_timestamp is not None):
-            print(f"local kubelet: Pod {pod.metadata.name} deleted; stopping it", flush=True)
-            _kill_group(proc)
+            meta = live.metadata if live is not None else None
+            grace = (meta.deletion_grace_period_seconds or 0) if meta is not None else 0
+            print(
+                f"local kubelet: Pod {pod.metadata.name} deleted; stopping it"
+                f" (grace period {grace}s)",
+                flush=True,
+            )
+            _kill_group(proc, signal.SIGTERM)
+            if not finished.wait(grace):
+                _kill_group(proc)
             return
 
 
-def _kill_group(proc: subprocess.Popen[bytes]) -> None:
+def _kill_group(proc: subprocess.Popen[bytes], sig: int = signal.SIGKILL) -> None:
     with contextlib.suppress(ProcessLookupError):
-        os.killpg(proc.pid, signal.SIGKILL)
+        os.killpg(proc.pid, sig)
 
 
 def _finish_deletion(core: client.CoreV1Api, pod: Any) -> None:
@@ -331,22 +342,48 @@ def run_job(
     timeout: float = 3600,
 ) -> int:
     """Run the Job's (single) container locally; report the result in its Pod's status."""
-    core = client.CoreV1Api(api)
     client.BatchV1Api(api).read_namespaced_job(job_name, namespace)  # 404 if there is none
+    return run_pod(
+        api,
+        namespace,
+        f"job-name={job_name}",
+        f"Job {job_name}",
+        extra_env=extra_env,
+        timeout=timeout,
+    )
+
+
+def run_pod(
+    api: client.ApiClient,
+    namespace: str,
+    label_selector: str,
+    what: str,
+    *,
+    extra_env: Mapping[str, str] | None = None,
+    timeout: float = 3600,
+) -> int:
+    """Run the (single) container of the Pod a controller made for `what` (the Pod
+    `label_selector` finds: a Job's, a Deployment's) until it exits or the Pod is
+    deleted; report the result in the Pod's status. It is not restarted."""
+    core = client.CoreV1Api(api)
     pod = wait_for(
-        f"the job controller to create the Pod of {job_name}",
+        f"a controller to create the Pod of {what}",
         lambda: next(
-            iter(core.list_namespaced_pod(namespace, label_selector=f"job-name={job_name}").items),
+            (
+                p
+                for p in core.list_namespaced_pod(namespace, label_selector=label_selector).items
+                if p.metadata is not None and p.metadata.deletion_timestamp is None
+            ),
             None,
         ),
         timeout=60,
         interval=0.5,
     )
-    assert pod.spec is not None
+    assert pod.spec is not None and pod.metadata is not None
     container = pod.spec.containers[0]
     argv = [*(container.command or []), *(container.args or [])]
     if not argv:
-        raise RuntimeError(f"Job {job_name}'s container has no command: nothing to run locally")
+        raise RuntimeError(f"{what}'s container has no command: nothing to run locally")
     env = {**os.environ, **resolve_env(core, namespace, container, pod), **(extra_env or {})}
     # Projected ServiceAccount tokens, as a kubelet mounts them: here in a folder of
     # their own, and variables naming a path under the mount point follow it there.
@@ -356,7 +393,7 @@ def run_job(
             k: folder + v[len(mount) :] if v.startswith(mount + "/") else v for k, v in env.items()
         }
     # The container's terminationMessagePath, as a kubelet mounts it: a file of its own.
-    fd, name = tempfile.mkstemp(prefix=f"{job_name}-", suffix=".termination-log")
+    fd, name = tempfile.mkstemp(prefix=f"{pod.metadata.name}-", suffix=".termination-log")
     os.close(fd)
     message_file = Path(name)
     if TERMINATION_LOG_ENV in env:
@@ -370,7 +407,7 @@ def run_job(
     started = dt.datetime.now(dt.UTC)
     _report(core, pod, "Running", started=started)
     print(
-        f"local kubelet: running Job {namespace}/{job_name}: {' '.join(argv)}",
+        f"local kubelet: running {what} in {namespace}: {' '.join(argv)}",
         file=sys.stderr,
         flush=True,
     )

@@ -69,6 +69,10 @@ per namespace only, never cluster-wide. */}}
 - apiGroups: [batch]
   resources: [cronjobs]
   verbs: [get, create, update, delete]
+# A continuous-mode pipeline's runner (transform.mode: continuous), stopped first too.
+- apiGroups: [apps]
+  resources: [deployments]
+  verbs: [get, create, update, delete]
 # Each client's runs act as its own ServiceAccount (owned by the ClientPipeline,
 # removed with it by the garbage collector); Trino authenticates its tokens.
 - apiGroups: [""]

@@ -115,7 +115,9 @@ class KubeClient:
         )
         response = self.api.call_api(*request)
         response.read()
-        return self.api.response_deserialize(response, {"200": "object", "201": "object"}).data
+        return self.api.response_deserialize(
+            response, {"200": "object", "201": "object", "202": "object"}
+        ).data
 
     def get_service_account(self, namespace: str, name: str) -> dict[str, Any] | None:
         path = "/api/v1/namespaces/{namespace}/serviceaccounts/{name}"
@@ -175,6 +177,50 @@ class KubeClient:
                 batch.delete_namespaced_cron_job(name, namespace, propagation_policy="Foreground")
                 or True
             ),
+            missing=False,
+        )
+
+    # -- Deployments (a continuous-mode pipeline's runner) --------------------------------------
+    # Through the generic request path: AppsV1Api would load the apps API's models.
+
+    _DEPLOYMENTS = "/apis/apps/v1/namespaces/{namespace}/deployments"
+
+    def get_deployment(self, namespace: str, name: str) -> dict[str, Any] | None:
+        found = self._call(
+            f"reading Deployment {name}",
+            lambda: self._core(
+                "GET", self._DEPLOYMENTS + "/{name}", {"namespace": namespace, "name": name}
+            ),
+            missing=None,
+        )
+        return None if found is None else dict(found)
+
+    def create_deployment(self, body: dict[str, Any]) -> None:
+        meta = body["metadata"]
+        self._call(
+            f"creating Deployment {meta['name']}",
+            lambda: self._core("POST", self._DEPLOYMENTS, {"namespace": meta["namespace"]}, body),
+            missing=None,
+        )
+
+    def replace_deployment(self, body: dict[str, Any], resource_version: str) -> None:
+        meta = body["metadata"]
+        body = {**body, "metadata": {**meta, "resourceVersion": resource_version}}
+        params = {"namespace": meta["namespace"], "name": meta["name"]}
+        self._call(
+            f"updating Deployment {meta['name']}",
+            lambda: self._core("PUT", self._DEPLOYMENTS + "/{name}", params, body),
+            missing=None,
+        )
+
+    def delete_deployment(self, namespace: str, name: str) -> bool:
+        """Delete the Deployment once its Pods are gone (foreground: each runner gets its
+        grace period to finish its batch); False if it was gone already."""
+        body = {"propagationPolicy": "Foreground"}
+        params = {"namespace": namespace, "name": name}
+        return self._call(
+            f"deleting Deployment {name}",
+            lambda: bool(self._core("DELETE", self._DEPLOYMENTS + "/{name}", params, body) or True),
             missing=False,
         )
 

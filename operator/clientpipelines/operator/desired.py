@@ -25,7 +25,9 @@ from clientpipelines.naming import ClientNames
 from clientpipelines.operator.settings import Settings
 from clientpipelines.operator.spec import PipelineSpec
 from clientpipelines.runconfig import (
+    RUN_CONTINUOUS_ENV,
     RUN_ID_ENV,
+    RUN_INTERVAL_ENV,
     TERMINATION_LOG,
     TERMINATION_LOG_ENV,
     RunConfig,
@@ -387,10 +389,11 @@ def runner_image(spec: PipelineSpec, settings: Settings) -> str | None:
     return None
 
 
-def build_cronjob(
-    spec: PipelineSpec, settings: Settings, owner: Mapping[str, str]
+def build_runner_pod(
+    spec: PipelineSpec, settings: Settings, *, continuous: bool = False
 ) -> dict[str, Any]:
-    """The CronJob that runs the pipeline runner, owned by the ClientPipeline."""
+    """The runner's Pod template: the scheduled runs' (a Job each) or, with
+    `continuous`, the one runner a continuous-mode pipeline keeps up."""
     names = spec.names
     labels = {LABEL_CLIENT: spec.client_id, LABEL_MANAGED_BY: MANAGER}
     run = build_run_config(spec, settings)
@@ -398,13 +401,13 @@ def build_cronjob(
     env += [{"name": k, "value": v} for k, v in sorted(settings.runner_env.items())]
     # Where the run leaves its outcome (failed tests, report) for status.lastRun.
     env.append({"name": TERMINATION_LOG_ENV, "value": TERMINATION_LOG})
-    # The run's id is its Job's name: status.lastRun finds the run's report from it.
-    env.append(
-        {
-            "name": RUN_ID_ENV,
-            "valueFrom": {"fieldRef": {"fieldPath": f"metadata.labels['{JOB_NAME_LABEL}']"}},
-        }
-    )
+    # A run's id is its Job's name: status.lastRun finds the run's report from it.
+    # A continuous runner's batches are "<Pod name>-<batch number>".
+    run_id_field = "metadata.name" if continuous else f"metadata.labels['{JOB_NAME_LABEL}']"
+    env.append({"name": RUN_ID_ENV, "valueFrom": {"fieldRef": {"fieldPath": run_id_field}}})
+    if continuous:
+        env.append({"name": RUN_CONTINUOUS_ENV, "value": "true"})
+        env.append({"name": RUN_INTERVAL_ENV, "value": str(spec.interval_seconds)})
     image = runner_image(spec, settings)
     if image is None:
         raise ValueError(f"image {spec.image!r} is not allowed")  # the policy refuses first
@@ -455,9 +458,36 @@ def build_cronjob(
         container["envFrom"] = [{"secretRef": {"name": settings.runner_env_secret}}]
     if spec.resources:
         container["resources"] = spec.resources
+    pod_spec: dict[str, Any] = {
+        # A Deployment's Pod restarts its runner if it ever exits; a Job's never.
+        "restartPolicy": "Always" if continuous else "Never",
+        "serviceAccountName": names.runner_service_account,
+        # The runner needs nothing from the Kubernetes API: no token for it, only
+        # the projected ones for Trino and Nessie.
+        "automountServiceAccountToken": False,
+        "securityContext": {"seccompProfile": {"type": "RuntimeDefault"}},
+        "containers": [container],
+        "volumes": volumes,
+    }
+    if continuous:
+        # SIGTERM lets the batch in progress finish (and publish) before it stops.
+        pod_spec["terminationGracePeriodSeconds"] = spec.active_deadline
+    return {"metadata": {"labels": labels}, "spec": pod_spec}
+
+
+def build_cronjob(
+    spec: PipelineSpec, settings: Settings, owner: Mapping[str, str]
+) -> dict[str, Any]:
+    """The CronJob that runs the pipeline runner, owned by the ClientPipeline.
+
+    In continuous mode it is suspended: its template then serves only requested
+    runs (run-now, a full refresh), which take the client's lock between batches.
+    """
+    names = spec.names
+    labels = {LABEL_CLIENT: spec.client_id, LABEL_MANAGED_BY: MANAGER}
     cron_spec: dict[str, Any] = {
         "schedule": spec.schedule,
-        "suspend": spec.suspend,
+        "suspend": spec.suspend or spec.continuous,
         # Two runs of one client never overlap; the runner also refuses to.
         "concurrencyPolicy": "Forbid",
         "successfulJobsHistoryLimit": spec.successful_history,
@@ -467,19 +497,7 @@ def build_cronjob(
             "spec": {
                 "backoffLimit": 0,
                 "activeDeadlineSeconds": spec.active_deadline,
-                "template": {
-                    "metadata": {"labels": labels},
-                    "spec": {
-                        "restartPolicy": "Never",
-                        "serviceAccountName": names.runner_service_account,
-                        # The runner needs nothing from the Kubernetes API: no token
-                        # for it, only the projected ones for Trino and Nessie.
-                        "automountServiceAccountToken": False,
-                        "securityContext": {"seccompProfile": {"type": "RuntimeDefault"}},
-                        "containers": [container],
-                        "volumes": volumes,
-                    },
-                },
+                "template": build_runner_pod(spec, settings),
             },
         },
     }
@@ -495,6 +513,42 @@ def build_cronjob(
             "ownerReferences": [_owner_reference(owner)],
         },
         "spec": cron_spec,
+    }
+
+
+# Labels that tell a continuous runner's Pods from the client's Jobs' Pods.
+COMPONENT_LABEL = "app.kubernetes.io/component"
+CONTINUOUS_COMPONENT = "continuous-runner"
+
+
+def build_continuous_deployment(
+    spec: PipelineSpec, settings: Settings, owner: Mapping[str, str]
+) -> dict[str, Any]:
+    """The Deployment that keeps a continuous-mode pipeline's runner up (one replica;
+    none while suspended), owned by the ClientPipeline."""
+    names = spec.names
+    labels = {LABEL_CLIENT: spec.client_id, LABEL_MANAGED_BY: MANAGER}
+    selector = {**labels, COMPONENT_LABEL: CONTINUOUS_COMPONENT}
+    pod = build_runner_pod(spec, settings, continuous=True)
+    pod["metadata"]["labels"] = selector
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {
+            "name": names.continuous_runner,
+            "namespace": spec.namespace,
+            "labels": selector,
+            "ownerReferences": [_owner_reference(owner)],
+        },
+        "spec": {
+            "replicas": 0 if spec.suspend else 1,
+            # Never two runners of one client, not even during a rollout: the old
+            # one stops (after its batch) before the new one starts. The client's
+            # lock refuses a second run anyway; this keeps it from trying.
+            "strategy": {"type": "Recreate"},
+            "selector": {"matchLabels": selector},
+            "template": pod,
+        },
     }
 
 

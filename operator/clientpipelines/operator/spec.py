@@ -42,6 +42,9 @@ class PipelineSpec:
     max_retained_wal: int | None
     schedule: str
     time_zone: str | None
+    # "scheduled" (the CronJob) or "continuous" (a Deployment's runner, CDC only).
+    transform_mode: str
+    interval_seconds: int
     suspend: bool
     image: str | None  # None: the operator's runner image
     image_pull_policy: str
@@ -62,6 +65,10 @@ class PipelineSpec:
     @property
     def cdc(self) -> bool:
         return self.mode == "cdc"
+
+    @property
+    def continuous(self) -> bool:
+        return self.transform_mode == "continuous"
 
     @property
     def deletes_outside_kubernetes(self) -> bool:
@@ -104,6 +111,8 @@ def parse_spec(name: str, namespace: str, spec: Mapping[str, Any]) -> PipelineSp
             ),
             schedule=transform["schedule"],
             time_zone=transform.get("timeZone"),
+            transform_mode=transform.get("mode", "scheduled"),
+            interval_seconds=int(transform.get("intervalSeconds", 5)),
             suspend=bool(transform.get("suspend", False)),
             image=transform.get("image") or None,
             image_pull_policy=transform.get("imagePullPolicy", "IfNotPresent"),

@@ -18,7 +18,14 @@ import os  # noqa: E402
 import sys  # noqa: E402
 from pathlib import Path  # noqa: E402
 
-from clientpipelines.runconfig import ENV, MODES, InvalidRunConfig, RunConfig  # noqa: E402
+from clientpipelines.runconfig import (  # noqa: E402
+    ENV,
+    MODES,
+    RUN_CONTINUOUS_ENV,
+    RUN_INTERVAL_ENV,
+    InvalidRunConfig,
+    RunConfig,
+)
 from clientpipelines.runner.run import (  # noqa: E402
     EXIT_CONFIG,
     RunOptions,
@@ -105,15 +112,15 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument(
         "--continuous",
         action="store_true",
-        default=os.environ.get("RUN_CONTINUOUS", "").lower() in ("1", "true", "yes"),
+        default=os.environ.get(RUN_CONTINUOUS_ENV, "").lower() in ("1", "true", "yes"),
         help="stay up and publish micro-batches: a run every --interval seconds that there"
-        " are new changes, until SIGTERM ($RUN_CONTINUOUS; CDC only)",
+        f" are new changes, until SIGTERM (${RUN_CONTINUOUS_ENV}; CDC only)",
     )
     r.add_argument(
         "--interval",
         type=float,
-        default=float(os.environ.get("RUN_INTERVAL_SECONDS") or 5.0),
-        help="seconds between micro-batches in continuous mode ($RUN_INTERVAL_SECONDS)",
+        default=float(os.environ.get(RUN_INTERVAL_ENV) or 5.0),
+        help=f"seconds between micro-batches in continuous mode (${RUN_INTERVAL_ENV})",
     )
     i = sub.add_parser(
         "install-packages",

@@ -1,4 +1,5 @@
-"""The client's runs: who they act as, and the CronJob that starts them on the schedule.
+"""The client's runs: who they act as, the CronJob that starts them on the schedule,
+and in continuous mode the Deployment that keeps one runner up.
 
 Runs act as the client's own ServiceAccount (owned by the ClientPipeline); Trino
 authenticates its tokens and, by the grant written here into its access rules,
@@ -85,23 +86,96 @@ def ensure(ctx: PartContext) -> PartResult:
         if exc.status in (400, 422):
             return PartResult(False, "InvalidSchedule", str(exc))
         raise
+    continuous = _ensure_continuous(ctx)
+    if isinstance(continuous, PartResult):
+        return continuous
+    writes += continuous
+    status = {"cronJob": name}
+    if spec.continuous:
+        deployment = spec.names.continuous_runner
+        status["continuousRunner"] = deployment
+        reason = "Suspended" if spec.suspend else "Continuous"
+        message = (
+            f"{deployment}: a micro-batch every {spec.interval_seconds}s when there are"
+            f" changes; {name} suspended (requested runs only)"
+        )
+        return PartResult(True, reason, message, status=status, writes=writes)
     reason = "Suspended" if spec.suspend else "Scheduled"
-    return PartResult(
-        True, reason, f"{name}: {spec.schedule}", status={"cronJob": name}, writes=writes
-    )
+    return PartResult(True, reason, f"{name}: {spec.schedule}", status=status, writes=writes)
+
+
+def _ensure_continuous(ctx: PartContext) -> list[str] | PartResult:
+    """Continuous mode's Deployment as the spec wants it, gone in scheduled mode: what
+    was written, or why it cannot be."""
+    spec, kube = ctx.spec, ctx.systems.kubernetes()
+    name = spec.names.continuous_runner
+    live = kube.get_deployment(spec.namespace, name)
+    if not spec.continuous:
+        if live is None or not _owned(live, ctx):
+            return []
+        if not live["metadata"].get("deletionTimestamp"):
+            kube.delete_deployment(spec.namespace, name)
+            return [f"deleted Deployment {name} (scheduled mode)"]
+        return []
+    want = desired.build_continuous_deployment(spec, ctx.systems.settings, ctx.owner)
+    if live is None:
+        kube.create_deployment(want)
+        return [f"created Deployment {name}"]
+    if not _owned(live, ctx):
+        return PartResult(
+            False,
+            "DeploymentNotOwned",
+            f"Deployment {name} exists and is not owned by this ClientPipeline",
+        )
+    if live["metadata"].get("deletionTimestamp"):
+        # Back to continuous mode before the old runner was gone: it is made anew
+        # once its runner has stopped and the garbage collector removed it.
+        return PartResult(
+            False, "RunnerStopping", f"Deployment {name} is still being deleted", requeue=5
+        )
+    if not (
+        desired.is_subset(want["spec"], live["spec"])
+        and desired.is_subset(want["metadata"]["labels"], live["metadata"].get("labels"))
+    ):
+        kube.replace_deployment(want, live["metadata"]["resourceVersion"])
+        return [f"updated Deployment {name}"]
+    return []
 
 
 # How long one removal pass waits for runs to stop before it retries later.
 STOP_WAIT_SECONDS = 20.0
 
 
-def remove(ctx: PartContext, removal: Removal) -> None:
-    """Delete the CronJob first, so no run is writing while the other parts go.
+def _stop_continuous(ctx: PartContext) -> bool:
+    """Delete a continuous runner's Deployment and wait until its Pod is gone (the
+    runner finishes its batch first); False when there was none of ours."""
+    spec, name = ctx.spec, ctx.spec.names.continuous_runner
+    kube = ctx.systems.kubernetes()
+    live = kube.get_deployment(spec.namespace, name)
+    if live is None or not _owned(live, ctx):
+        return False
+    if not live["metadata"].get("deletionTimestamp"):
+        kube.delete_deployment(spec.namespace, name)
+    deadline = time.monotonic() + STOP_WAIT_SECONDS
+    while kube.get_deployment(spec.namespace, name) is not None:
+        if time.monotonic() > deadline:
+            raise ServiceUnavailable("kubernetes", f"waiting for the runner of {name} to stop")
+        time.sleep(0.5)
+    return True
 
-    Its owner reference would remove it with the ClientPipeline anyway, but only
-    after the finalizer: running Jobs would keep using the branch and catalogs.
+
+def remove(ctx: PartContext, removal: Removal) -> None:
+    """Delete the CronJob (and a continuous runner's Deployment) first, so no run is
+    writing while the other parts go.
+
+    Their owner references would remove them with the ClientPipeline anyway, but
+    only after the finalizer: running Jobs would keep using the branch and catalogs.
     """
     spec, name = ctx.spec, ctx.spec.names.cronjob
+    removal.step(
+        f"deleted Deployment {spec.names.continuous_runner} and its runner",
+        lambda: _stop_continuous(ctx),
+    )
 
     def delete() -> bool:
         kube = ctx.systems.kubernetes()
