@@ -367,22 +367,14 @@ def test_continuous_mode_runs_one_runner_that_publishes_and_stops_after_its_batc
     batch = client.BatchV1Api(kube_api)
     assert _deployment(kube_api, namespace, c.names.continuous_runner) is None
 
-    c.patch({"transform": {"mode": "continuous", "intervalSeconds": 2}})
-    obj = wait_ready(kube_api, namespace, c.id)
-    schedule = condition(obj, "ScheduleReady")
-    assert schedule is not None and schedule["reason"] == "Continuous", schedule
-    assert obj["status"]["continuousRunner"] == c.names.continuous_runner
-    deployment = _deployment(kube_api, namespace, c.names.continuous_runner)
-    assert deployment is not None
-    assert deployment["metadata"]["ownerReferences"][0]["uid"] == obj["metadata"]["uid"]
-    assert (deployment["spec"]["replicas"], deployment["spec"]["strategy"]["type"]) == (
-        1,
-        "Recreate",
-    )
-    # The schedule is suspended: requested runs only.
-    assert batch.read_namespaced_cron_job(c.names.cronjob, namespace).spec.suspend is True
-
     wait_for_cdc(stack, c.id)
+    c.patch({"transform": {"mode": "continuous", "intervalSeconds": 2}})
+    # Not Ready until its runner is up: the Deployment's own status says so.
+    wait_for(
+        "ScheduleReady to wait for the runner",
+        lambda: (condition(c.get(), "ScheduleReady") or {}).get("reason") == "RunnerStarting",
+        timeout=60,
+    )
     outcome: list[int] = []
     runner = threading.Thread(
         target=lambda: outcome.append(
@@ -398,6 +390,21 @@ def test_continuous_mode_runs_one_runner_that_publishes_and_stops_after_its_batc
     )
     runner.start()
     try:
+        obj = wait_ready(kube_api, namespace, c.id)
+        schedule = condition(obj, "ScheduleReady")
+        assert schedule is not None and schedule["reason"] == "Continuous", schedule
+        assert obj["status"]["continuousRunner"] == c.names.continuous_runner
+        deployment = _deployment(kube_api, namespace, c.names.continuous_runner)
+        assert deployment is not None
+        assert deployment["metadata"]["ownerReferences"][0]["uid"] == obj["metadata"]["uid"]
+        assert (deployment["spec"]["replicas"], deployment["spec"]["strategy"]["type"]) == (
+            1,
+            "Recreate",
+        )
+        assert deployment["status"]["availableReplicas"] == 1
+        # The schedule is suspended: requested runs only.
+        assert batch.read_namespaced_cron_job(c.names.cronjob, namespace).spec.suspend is True
+
         wait_for("the snapshot published", lambda: _lake_equals_source(stack, c), timeout=300)
         SampleData(stack).apply_changes(c.id, count=20, seed=11)
         wait_for("the changes published", lambda: _lake_equals_source(stack, c), timeout=300)
@@ -420,11 +427,9 @@ def test_continuous_mode_runs_one_runner_that_publishes_and_stops_after_its_batc
     c.patch({"transform": {"mode": "scheduled", "suspend": False}})
     obj = wait_ready(kube_api, namespace, c.id)
     assert (condition(obj, "ScheduleReady") or {}).get("reason") == "Scheduled"
-    wait_for(
-        "the continuous runner's Deployment to go",
-        lambda: _deployment(kube_api, namespace, c.names.continuous_runner) is None,
-        timeout=60,
-    )
+    # Ready only once the old runner is gone; then the schedule runs again.
+    assert _deployment(kube_api, namespace, c.names.continuous_runner) is None
+    assert obj["status"].get("continuousRunner") is None
     assert batch.read_namespaced_cron_job(c.names.cronjob, namespace).spec.suspend is False
     c.delete()
 

@@ -224,7 +224,15 @@ class ControlPlane:
 
     def _ensure(self, component: str, argv: list[str], *, health, timeout: float) -> None:  # type: ignore[no-untyped-def]
         pidfile = self._pidfile(component)
+        # A process started with other flags (an older devstack: fewer controllers)
+        # is restarted with these; the same flags reuse it.
+        flags = pidfile.with_suffix(".argv")
+        if procs.read_pid(pidfile) is not None and (
+            not flags.exists() or flags.read_text() != "\0".join(argv)
+        ):
+            procs.stop(pidfile)
         if procs.read_pid(pidfile) is None:
+            flags.write_text("\0".join(argv))
             procs.spawn(
                 argv,
                 log=self.log(component),

@@ -258,7 +258,7 @@ def _kill_when_deleted(
 ) -> None:
     """Stop the container when its Pod is deleted, as a kubelet does: SIGTERM, then
     SIGKILL once the Pod's grace period is over (a continuous runner finishes its
-    batch in between)."""
+    batch in between; a scheduled run's default handler ends it at once)."""
     while not finished.wait(2):
         try:
             live = core.read_namespaced_pod(pod.metadata.name, pod.metadata.namespace)
@@ -274,15 +274,18 @@ def _kill_when_deleted(
                 f" (grace period {grace}s)",
                 flush=True,
             )
-            _kill_group(proc, signal.SIGTERM)
+            # As a container runtime does: SIGTERM to the container's main process
+            # only (what it started finishes or is stopped by it), then everything.
+            with contextlib.suppress(ProcessLookupError):
+                proc.send_signal(signal.SIGTERM)
             if not finished.wait(grace):
                 _kill_group(proc)
             return
 
 
-def _kill_group(proc: subprocess.Popen[bytes], sig: int = signal.SIGKILL) -> None:
+def _kill_group(proc: subprocess.Popen[bytes]) -> None:
     with contextlib.suppress(ProcessLookupError):
-        os.killpg(proc.pid, sig)
+        os.killpg(proc.pid, signal.SIGKILL)
 
 
 def _finish_deletion(core: client.CoreV1Api, pod: Any) -> None:

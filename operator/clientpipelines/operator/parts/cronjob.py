@@ -10,6 +10,7 @@ withdrawn once the runs have stopped.
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -61,9 +62,16 @@ def _ensure_identity(ctx: PartContext) -> list[str]:
 
 def ensure(ctx: PartContext) -> PartResult:
     spec, kube = ctx.spec, ctx.systems.kubernetes()
-    want = desired.build_cronjob(spec, ctx.systems.settings, ctx.owner)
-    name = want["metadata"]["name"]
     writes = _ensure_identity(ctx)
+    # The continuous runner first: leaving continuous mode, the schedule stays
+    # suspended until the old runner has finished its batch and is gone (a run
+    # started meanwhile would only find the client's lock held).
+    runner = _ensure_continuous(ctx)
+    writes += runner.writes
+    want = desired.build_cronjob(spec, ctx.systems.settings, ctx.owner)
+    if runner.stopping:
+        want["spec"]["suspend"] = True
+    name = want["metadata"]["name"]
     live = kube.get_cronjob(spec.namespace, name)
     try:
         if live is None:
@@ -75,6 +83,7 @@ def ensure(ctx: PartContext) -> PartResult:
                     False,
                     "CronJobNotOwned",
                     f"CronJob {name} exists and is not owned by this ClientPipeline",
+                    writes=writes,
                 )
             if not (
                 desired.is_subset(want["spec"], live["spec"])
@@ -84,62 +93,103 @@ def ensure(ctx: PartContext) -> PartResult:
                 writes.append(f"updated CronJob {name}")
     except ServiceError as exc:
         if exc.status in (400, 422):
-            return PartResult(False, "InvalidSchedule", str(exc))
+            return PartResult(False, "InvalidSchedule", str(exc), writes=writes)
         raise
-    continuous = _ensure_continuous(ctx)
-    if isinstance(continuous, PartResult):
-        return continuous
-    writes += continuous
-    status = {"cronJob": name}
+    deployment = spec.names.continuous_runner
+    # Cleared (a merge patch removes a null) once the pipeline has no runner.
+    status: dict[str, Any] = {"cronJob": name, "continuousRunner": None}
     if spec.continuous:
-        deployment = spec.names.continuous_runner
         status["continuousRunner"] = deployment
-        reason = "Suspended" if spec.suspend else "Continuous"
-        message = (
-            f"{deployment}: a micro-batch every {spec.interval_seconds}s when there are"
-            f" changes; {name} suspended (requested runs only)"
-        )
+    if runner.problem is not None:
+        reason, message = runner.problem
+        return PartResult(False, reason, message, requeue=5, status=status, writes=writes)
+    if spec.continuous:
+        if spec.suspend:
+            reason, message = "Suspended", f"{deployment}: scaled to zero; {name} suspended"
+        else:
+            reason = "Continuous"
+            message = (
+                f"{deployment}: a micro-batch every {spec.interval_seconds}s when there are"
+                f" changes; {name} suspended (requested runs only)"
+            )
         return PartResult(True, reason, message, status=status, writes=writes)
     reason = "Suspended" if spec.suspend else "Scheduled"
     return PartResult(True, reason, f"{name}: {spec.schedule}", status=status, writes=writes)
 
 
-def _ensure_continuous(ctx: PartContext) -> list[str] | PartResult:
-    """Continuous mode's Deployment as the spec wants it, gone in scheduled mode: what
-    was written, or why it cannot be."""
+@dataclass
+class _Runner:
+    """The continuous runner's Deployment after ensure."""
+
+    writes: list[str] = field(default_factory=list)
+    # An old runner (scheduled mode again) is still finishing its batch.
+    stopping: bool = False
+    # Why the runner is not up as wanted: (reason, message).
+    problem: tuple[str, str] | None = None
+
+
+def _ensure_continuous(ctx: PartContext) -> _Runner:
+    """Continuous mode's Deployment as the spec wants it (and its runner up), gone in
+    scheduled mode."""
     spec, kube = ctx.spec, ctx.systems.kubernetes()
     name = spec.names.continuous_runner
     live = kube.get_deployment(spec.namespace, name)
+    stopping = (
+        f"{name}: the continuous runner finishes its batch and goes",
+        "RunnerStopping",
+    )
     if not spec.continuous:
         if live is None or not _owned(live, ctx):
-            return []
+            return _Runner()
+        writes = []
         if not live["metadata"].get("deletionTimestamp"):
             kube.delete_deployment(spec.namespace, name)
-            return [f"deleted Deployment {name} (scheduled mode)"]
-        return []
+            writes.append(f"deleted Deployment {name} (scheduled mode)")
+        message = f"{stopping[0]}; {spec.names.cronjob} stays suspended until then"
+        return _Runner(writes, stopping=True, problem=(stopping[1], message))
+    if live is not None and not _owned(live, ctx):
+        return _Runner(
+            problem=(
+                "DeploymentNotOwned",
+                f"Deployment {name} exists and is not owned by this ClientPipeline",
+            )
+        )
+    if live is not None and live["metadata"].get("deletionTimestamp"):
+        # Back to continuous mode before the old runner was gone: it is made anew
+        # once its runner has stopped and the garbage collector removed it.
+        return _Runner(problem=(stopping[1], f"{stopping[0]}; then it starts again"))
     want = desired.build_continuous_deployment(spec, ctx.systems.settings, ctx.owner)
     if live is None:
         kube.create_deployment(want)
-        return [f"created Deployment {name}"]
-    if not _owned(live, ctx):
-        return PartResult(
-            False,
-            "DeploymentNotOwned",
-            f"Deployment {name} exists and is not owned by this ClientPipeline",
-        )
-    if live["metadata"].get("deletionTimestamp"):
-        # Back to continuous mode before the old runner was gone: it is made anew
-        # once its runner has stopped and the garbage collector removed it.
-        return PartResult(
-            False, "RunnerStopping", f"Deployment {name} is still being deleted", requeue=5
-        )
+        return _Runner([f"created Deployment {name}"], problem=_starting(name))
     if not (
         desired.is_subset(want["spec"], live["spec"])
         and desired.is_subset(want["metadata"]["labels"], live["metadata"].get("labels"))
     ):
         kube.replace_deployment(want, live["metadata"]["resourceVersion"])
-        return [f"updated Deployment {name}"]
-    return []
+        return _Runner([f"updated Deployment {name}"], problem=_starting(name))
+    return _Runner(problem=None if spec.suspend else _availability(name, live))
+
+
+def _starting(name: str) -> tuple[str, str]:
+    return "RunnerStarting", f"{name}: waiting for its runner to be up"
+
+
+def _availability(name: str, live: dict[str, Any]) -> tuple[str, str] | None:
+    """Why the runner is not up (None when it is): from the Deployment's own status,
+    so a runner that crashes, cannot pull its image or was evicted shows here."""
+    status = live.get("status") or {}
+    if status.get("observedGeneration", 0) < live["metadata"].get("generation", 0):
+        return _starting(name)
+    available = next(
+        (c for c in status.get("conditions") or [] if c.get("type") == "Available"), None
+    )
+    if available is None:
+        return _starting(name)
+    if available.get("status") != "True" or not status.get("availableReplicas"):
+        detail = available.get("message") or available.get("reason") or "no runner available"
+        return "RunnerUnavailable", f"{name}: {detail}"
+    return None
 
 
 # How long one removal pass waits for runs to stop before it retries later.
@@ -172,10 +222,11 @@ def remove(ctx: PartContext, removal: Removal) -> None:
     only after the finalizer: running Jobs would keep using the branch and catalogs.
     """
     spec, name = ctx.spec, ctx.spec.names.cronjob
-    removal.step(
+    if not removal.step(
         f"deleted Deployment {spec.names.continuous_runner} and its runner",
         lambda: _stop_continuous(ctx),
-    )
+    ):
+        return  # its runner is still finishing a batch: its grants stay until it is gone
 
     def delete() -> bool:
         kube = ctx.systems.kubernetes()
