@@ -51,6 +51,9 @@ RUN_ID_ENV = "RUN_ID"
 # changes): what the operator's Deployment sets, what the runner's flags default to.
 RUN_CONTINUOUS_ENV = "RUN_CONTINUOUS"
 RUN_INTERVAL_ENV = "RUN_INTERVAL_SECONDS"
+# How long a run waits for the client's lock (a continuous pipeline's requested runs
+# wait for the batch in progress).
+RUN_LOCK_WAIT_ENV = "RUN_LOCK_WAIT_SECONDS"
 # Where the runner leaves its outcome for the operator (a Kubernetes termination
 # message: the kubelet copies the file into the Pod's status). The CronJob sets the
 # container's terminationMessagePath and this variable to the same path.

@@ -449,10 +449,55 @@ def test_a_second_run_is_refused_while_one_holds_the_client(
         refused = runner(contract(platform, cdc_client))
         assert refused.returncode == 3, refused.stdout + refused.stderr
         assert "another run (other) holds" in refused.stdout
+
+        # A run told to wait (a continuous pipeline's requested runs) takes the lock
+        # once the holder lets it go, and publishes.
+        wait_for_cdc(platform, cdc_client.client_id)
+
+        def let_go() -> None:
+            held = nessie.get_reference(names.run_lock_branch)
+            if held is not None:
+                nessie.delete_branch(held)
+
+        release = threading.Timer(6.0, let_go)
+        release.start()
+        waited = runner(contract(platform, cdc_client), "--wait-for-lock", "120")
+        release.join()
+        assert waited.returncode == 0, waited.stdout + waited.stderr
+        assert "waiting up to 120s for it" in waited.stdout
+        assert_lake_equals_source(platform, cdc_client)
     finally:
         held = nessie.get_reference(names.run_lock_branch)
         if held:
             nessie.delete_branch(held)
+
+
+def test_a_lock_left_by_the_same_continuous_runner_is_broken(
+    platform: Stack, endpoints: Endpoints, cdc_client: ClientSource
+) -> None:
+    """A continuous runner killed mid-batch (OOM) restarts in the same Pod, with the same
+    RUN_ID: the lock its previous process left ("<RUN_ID>-<batch>") is its own."""
+    names = ClientNames(cdc_client.client_id)
+    nessie, lock = lock_branch(endpoints, cdc_client)
+    holder = {"run_id": "pod-a-000007", "expires": time.time() + 600}
+    nessie.commit_namespace(lock, "run-lock", json.dumps(holder))
+    wait_for_cdc(platform, cdc_client.client_id)
+    runner_proc = Continuous({**contract(platform, cdc_client), "RUN_ID": "pod-a"}, interval=1)
+    try:
+        runner_proc.wait_until(
+            "the lock broken and a batch published",
+            lambda: (
+                "left by this runner before it restarted" in runner_proc.output
+                and "summary: published" in runner_proc.output
+            ),
+        )
+    finally:
+        runner_proc.proc.send_signal(signal.SIGTERM)
+        runner_proc.proc.wait(timeout=300)
+        held = nessie.get_reference(names.run_lock_branch)
+        if held:
+            nessie.delete_branch(held)
+    assert_lake_equals_source(platform, cdc_client)
 
 
 def test_full_reload_gives_the_same_tables(

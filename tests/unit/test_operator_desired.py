@@ -219,8 +219,16 @@ def test_continuous_mode_keeps_one_runner_up_and_suspends_the_schedule() -> None
     )
     assert pod["volumes"] == job_pod["volumes"]
     assert pod["serviceAccountName"] == job_pod["serviceAccountName"]
-    # The schedule is suspended: its template serves only requested runs.
+    # The schedule is suspended: its template serves only requested runs, which wait
+    # for the batch in progress instead of failing on the lock it holds.
     assert cron["spec"]["suspend"] is True
+    job_env = {e["name"]: e.get("value") for e in job_pod["containers"][0]["env"]}
+    assert job_env["RUN_LOCK_WAIT_SECONDS"] == str(desired.REQUESTED_RUN_LOCK_WAIT)
+    assert "RUN_LOCK_WAIT_SECONDS" not in env
+    scheduled = desired.build_cronjob(spec(), SETTINGS, owner)["spec"]["jobTemplate"]["spec"]
+    assert "RUN_LOCK_WAIT_SECONDS" not in {
+        e["name"] for e in scheduled["template"]["spec"]["containers"][0]["env"]
+    }
     assert desired.build_cronjob(spec(), SETTINGS, owner)["spec"]["suspend"] is False
     suspended = spec(transform__mode="continuous", transform__suspend=True)
     assert desired.build_continuous_deployment(suspended, SETTINGS, owner)["spec"]["replicas"] == 0

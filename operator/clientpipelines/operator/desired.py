@@ -28,12 +28,16 @@ from clientpipelines.runconfig import (
     RUN_CONTINUOUS_ENV,
     RUN_ID_ENV,
     RUN_INTERVAL_ENV,
+    RUN_LOCK_WAIT_ENV,
     TERMINATION_LOG,
     TERMINATION_LOG_ENV,
     RunConfig,
 )
 
 RUNNER_COMMAND = ["clientpipelines-runner", "run"]
+# Seconds a requested run of a continuous pipeline waits for the runner's batch in
+# progress to release the client's lock (a batch takes seconds to minutes).
+REQUESTED_RUN_LOCK_WAIT = 900
 # Where a run's ServiceAccount tokens are mounted, as the kubelet projects them:
 # one volume per service, each token made for that service's audience alone.
 RUNNER_TOKEN_DIR = "/var/run/secrets/clientpipelines/trino"  # noqa: S105 - a path
@@ -408,6 +412,10 @@ def build_runner_pod(
     if continuous:
         env.append({"name": RUN_CONTINUOUS_ENV, "value": "true"})
         env.append({"name": RUN_INTERVAL_ENV, "value": str(spec.interval_seconds)})
+    elif spec.continuous:
+        # A requested run (run-now, a full refresh) of a continuous pipeline waits for
+        # the batch in progress instead of failing on the lock it holds.
+        env.append({"name": RUN_LOCK_WAIT_ENV, "value": str(REQUESTED_RUN_LOCK_WAIT)})
     image = runner_image(spec, settings)
     if image is None:
         raise ValueError(f"image {spec.image!r} is not allowed")  # the policy refuses first

@@ -23,6 +23,7 @@ from clientpipelines.runconfig import (  # noqa: E402
     MODES,
     RUN_CONTINUOUS_ENV,
     RUN_INTERVAL_ENV,
+    RUN_LOCK_WAIT_ENV,
     InvalidRunConfig,
     RunConfig,
 )
@@ -110,6 +111,14 @@ def main(argv: list[str] | None = None) -> int:
         help="remove a lock left by a run that no longer exists",
     )
     r.add_argument(
+        "--wait-for-lock",
+        type=float,
+        default=float(os.environ.get(RUN_LOCK_WAIT_ENV) or 0.0),
+        metavar="SECONDS",
+        help="when another run holds the client, wait up to this long for it (default 0:"
+        f" refuse at once, exit 3) (${RUN_LOCK_WAIT_ENV})",
+    )
+    r.add_argument(
         "--continuous",
         action="store_true",
         default=os.environ.get(RUN_CONTINUOUS_ENV, "").lower() in ("1", "true", "yes"),
@@ -165,6 +174,7 @@ def main(argv: list[str] | None = None) -> int:
         unit_tests=args.unit_tests,
         break_lock=args.break_lock,
         packages_dir=args.packages_dir,
+        lock_wait=max(0.0, args.wait_for_lock),
     )
     if args.continuous:
         if args.interval <= 0:

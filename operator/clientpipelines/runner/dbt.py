@@ -137,7 +137,7 @@ class DbtProject:
         self.variables = {**variables, "batch_id_env": BATCH_ID_ENV}
         self.batch_id = batch_id
         onboarded = list(variables.get("tables") or [])
-        stamp = workdir / "dbt.source"
+        stamp = self._stamp = workdir / "dbt.source"
         fingerprint = _fingerprint(source, onboarded)
         self.reused = stamp.is_file() and stamp.read_text() == fingerprint and self.dir.is_dir()
         if not self.reused:
@@ -184,6 +184,7 @@ class DbtProject:
         if not installed:
             # Without the package, packages.yml would make every dbt command fail.
             (self.dir / "packages.yml").unlink(missing_ok=True)
+            self._stamp.unlink(missing_ok=True)  # the next run starts from a fresh copy
             say(
                 f"Elementary is not installed ({why}): running without its report;"
                 " dbt's own tests are the gate"
@@ -315,6 +316,9 @@ class DbtProject:
         shutil.rmtree(self.dir / "dbt_packages" / ELEMENTARY, ignore_errors=True)
         (self.dir / "packages.yml").unlink(missing_ok=True)
         self.elementary = False
+        # A copy kept for the next run (continuous mode) is no longer the project:
+        # that run makes a fresh one, and tries Elementary again.
+        self._stamp.unlink(missing_ok=True)
 
     def elementary_version(self) -> str:
         """The installed Elementary package's version (its dbt_project.yml)."""

@@ -91,6 +91,12 @@ class RunOptions:
     # dbt packages laid out as `dbt deps` does, for where dbt Hub cannot be reached
     # (the runner image has them installed already).
     packages_dir: Path | None = None
+    # Seconds to wait for the client's lock when another run holds it (0: refuse at
+    # once). Requested runs of a continuous pipeline wait for the batch in progress.
+    lock_wait: float = 0.0
+    # Set by continuous mode: a lock whose holder's run id starts with it was left
+    # by this runner before it restarted, and is broken.
+    own_lock_prefix: str | None = None
     # Elementary's report after a published run (a failed run always gets one), and
     # its monitors (volume anomalies: tagged MONITOR_TAG) in the build; continuous
     # mode has both only every CONTINUOUS_REPORT_SECONDS.
@@ -373,6 +379,8 @@ class Run:
             deadline_seconds=c.deadline_seconds,
             break_lock=o.break_lock,
             say=_say,
+            wait_seconds=o.lock_wait,
+            own_prefix=o.own_lock_prefix,
         )
         released: list[float] = []
         with contextlib.ExitStack() as held:
@@ -483,10 +491,14 @@ def run(
     process_started: float | None = None,
     scratch: Path | None = None,
     dbt_workdir: Path | None = None,
+    phases: dict[str, float] | None = None,
 ) -> int:
-    """The run; `process_started` (time.monotonic) counts the imports before it."""
+    """The run; `process_started` (time.monotonic) counts the imports before it.
+    `phases`, when given, receives the run's time per phase."""
     started = time.monotonic()
     runner = Run(config, options, scratch, dbt_workdir)
+    if phases is not None:
+        runner.phases = phases
     if process_started is not None:
         runner.phases["start"] = started - process_started
         runner.started = process_started
@@ -597,10 +609,14 @@ def run_continuously(
                 continue
             report_due = time.monotonic() - reported >= CONTINUOUS_REPORT_SECONDS
             batch = dataclasses.replace(
-                options, run_id=f"{options.run_id}-{batches:06d}", report=report_due
+                options,
+                run_id=f"{options.run_id}-{batches:06d}",
+                report=report_due,
+                own_lock_prefix=f"{options.run_id}-",
             )
             if batches:
                 batch = dataclasses.replace(batch, full_refresh=False, break_lock=False)
+            phases: dict[str, float] = {}
             try:
                 code = run(
                     config,
@@ -608,6 +624,7 @@ def run_continuously(
                     process_started if batches == 0 else None,
                     checker.scratch,
                     dbt_workdir,
+                    phases,
                 )
             except Exception:
                 # A batch's unexpected failure (the run's own handling let it through)
@@ -615,13 +632,17 @@ def run_continuously(
                 _say(f"error: batch {batch.run_id} failed:\n{traceback.format_exc()}")
                 code = EXIT_FAILED
             batches += 1
-            if report_due:
-                reported = started
+            if report_due and "build" in phases:
+                reported = started  # a batch that built nothing leaves the report due
             if code == EXIT_CONFIG:
                 return code
             # Published (or nothing new): staging holds main's content again.
             clean = code == EXIT_PUBLISHED
-            pause = interval if clean else min(CONTINUOUS_MAX_PAUSE, max(interval, 2 * pause))
+            if clean or code == EXIT_LOCKED:
+                # The lock held by a requested run: the next batch after it, at pace.
+                pause = interval
+            else:
+                pause = min(CONTINUOUS_MAX_PAUSE, max(interval, 2 * pause))
             if not clean:
                 _say(f"batch not published ({OUTCOMES[code]}): the next in {pause:g}s")
             stop.sleep(max(0.0, pause - (time.monotonic() - started)))
