@@ -232,6 +232,7 @@ class ControlPlane:
         ):
             procs.stop(pidfile)
         if procs.read_pid(pidfile) is None:
+            flags.parent.mkdir(parents=True, exist_ok=True)
             flags.write_text("\0".join(argv))
             procs.spawn(
                 argv,

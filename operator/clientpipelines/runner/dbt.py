@@ -184,7 +184,6 @@ class DbtProject:
         if not installed:
             # Without the package, packages.yml would make every dbt command fail.
             (self.dir / "packages.yml").unlink(missing_ok=True)
-            self._stamp.unlink(missing_ok=True)  # the next run starts from a fresh copy
             say(
                 f"Elementary is not installed ({why}): running without its report;"
                 " dbt's own tests are the gate"
