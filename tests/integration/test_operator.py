@@ -20,7 +20,6 @@ import pytest
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from clientpipelines.clients.errors import ServiceError
 from clientpipelines.clients.kafka_connect import KafkaConnectClient
 from clientpipelines.clients.trino import TrinoClient
 from clientpipelines.manifests import GROUP, PLURAL, VERSION
@@ -43,7 +42,7 @@ from devstack.operator import (
 from devstack.procs import wait_for
 from devstack.sampledata import CLINICAL_TABLES, SAMPLE_TABLES, ClientSource, SampleData
 from devstack.stack import Endpoints, Stack
-from devstack.wiring import lake_differences, unwire_client, wait_for_cdc
+from devstack.wiring import lake_differences, lake_equals_source, unwire_client, wait_for_cdc
 from tests.platform_state import connector_names, topic_names, topic_retention_ms
 
 
@@ -344,14 +343,6 @@ def _deployment(api: client.ApiClient, namespace: str, name: str) -> dict[str, A
     return dict(api.sanitize_for_serialization(found))
 
 
-def _lake_equals_source(stack: Stack, c: Client) -> bool:
-    try:
-        diffs = lake_differences(stack, c.id)
-    except ServiceError:  # nothing published yet: the lake schema does not exist
-        return False
-    return all(d == 0 and n == lake for n, lake, d in diffs.values())
-
-
 def test_continuous_mode_runs_one_runner_that_publishes_and_stops_after_its_batch(
     operator: OperatorProcess, kube_api: client.ApiClient, namespace: str, endpoints: Endpoints
 ) -> None:
@@ -405,9 +396,9 @@ def test_continuous_mode_runs_one_runner_that_publishes_and_stops_after_its_batc
         # The schedule is suspended: requested runs only.
         assert batch.read_namespaced_cron_job(c.names.cronjob, namespace).spec.suspend is True
 
-        wait_for("the snapshot published", lambda: _lake_equals_source(stack, c), timeout=300)
+        wait_for("the snapshot published", lambda: lake_equals_source(stack, c.id), timeout=300)
         SampleData(stack).apply_changes(c.id, count=20, seed=11)
-        wait_for("the changes published", lambda: _lake_equals_source(stack, c), timeout=300)
+        wait_for("the changes published", lambda: lake_equals_source(stack, c.id), timeout=300)
         assert not outcome, "the runner exited on its own"
 
         # Suspended: no runner. Its Pod is deleted; the runner gets SIGTERM, finishes

@@ -18,7 +18,6 @@ import psycopg
 import pytest
 
 from clientpipelines import omop
-from clientpipelines.clients.errors import ServiceError
 from clientpipelines.clients.nessie import NessieClient, Reference
 from clientpipelines.clients.trino import TrinoClient
 from clientpipelines.naming import ClientNames
@@ -28,6 +27,7 @@ from devstack.sampledata import CLINICAL_TABLES, SAMPLE_TABLES, ClientSource, Sa
 from devstack.stack import Endpoints, Stack
 from devstack.wiring import (
     lake_differences,
+    lake_equals_source,
     rewire_connector,
     runner_env,
     set_mode,
@@ -356,14 +356,6 @@ class Continuous:
             time.sleep(0.5)
 
 
-def lake_equals_source(stack: Stack, src: ClientSource) -> bool:
-    try:
-        diffs = lake_differences(stack, src.client_id)
-    except ServiceError:  # nothing published yet: the lake schema does not exist
-        return False
-    return all(d == 0 and n == lake for n, lake, d in diffs.values())
-
-
 def test_continuous_mode_publishes_only_green_batches_and_stops_on_sigterm(
     platform: Stack, endpoints: Endpoints, trino_client: TrinoClient, person_client: ClientSource
 ) -> None:
@@ -372,7 +364,9 @@ def test_continuous_mode_publishes_only_green_batches_and_stops_on_sigterm(
     wait_for_cdc(platform, src.client_id)
     runner_proc = Continuous(contract(platform, src), interval=1)
     try:
-        runner_proc.wait_until("the snapshot published", lambda: lake_equals_source(platform, src))
+        runner_proc.wait_until(
+            "the snapshot published", lambda: lake_equals_source(platform, src.client_id)
+        )
         head = main_hash(endpoints)
         periods = lake_rows(trino_client, src.client_id, "observation_period")
         # Idle: no batch runs while Kafka has nothing new, so main stays where it is.
@@ -393,7 +387,7 @@ def test_continuous_mode_publishes_only_green_batches_and_stops_on_sigterm(
             conn.execute("delete from observation_period where observation_period_id = 800001")
         SampleData(platform).apply_changes(src.client_id, count=20, seed=5)
         runner_proc.wait_until(
-            "the fixed data published", lambda: lake_equals_source(platform, src)
+            "the fixed data published", lambda: lake_equals_source(platform, src.client_id)
         )
         assert main_hash(endpoints) != head
 
@@ -421,6 +415,13 @@ def lock_branch(endpoints: Endpoints, src: ClientSource) -> tuple[NessieClient, 
     main = nessie.get_reference("main")
     assert main is not None
     return nessie, nessie.create_branch(ClientNames(src.client_id).run_lock_branch, main)
+
+
+def release_lock(nessie: NessieClient, names: ClientNames) -> None:
+    """Delete the client's run-lock branch, if it is there."""
+    held = nessie.get_reference(names.run_lock_branch)
+    if held is not None:
+        nessie.delete_branch(held)
 
 
 def test_a_lock_abandoned_before_its_holder_was_written_is_broken(
@@ -454,12 +455,7 @@ def test_a_second_run_is_refused_while_one_holds_the_client(
         # once the holder lets it go, and publishes.
         wait_for_cdc(platform, cdc_client.client_id)
 
-        def let_go() -> None:
-            held = nessie.get_reference(names.run_lock_branch)
-            if held is not None:
-                nessie.delete_branch(held)
-
-        release = threading.Timer(6.0, let_go)
+        release = threading.Timer(6.0, lambda: release_lock(nessie, names))
         release.start()
         waited = runner(contract(platform, cdc_client), "--wait-for-lock", "120")
         release.join()
@@ -467,9 +463,7 @@ def test_a_second_run_is_refused_while_one_holds_the_client(
         assert "waiting up to 120s for it" in waited.stdout
         assert_lake_equals_source(platform, cdc_client)
     finally:
-        held = nessie.get_reference(names.run_lock_branch)
-        if held:
-            nessie.delete_branch(held)
+        release_lock(nessie, names)
 
 
 def test_a_lock_left_by_the_same_continuous_runner_is_broken(
@@ -494,9 +488,7 @@ def test_a_lock_left_by_the_same_continuous_runner_is_broken(
     finally:
         runner_proc.proc.send_signal(signal.SIGTERM)
         runner_proc.proc.wait(timeout=300)
-        held = nessie.get_reference(names.run_lock_branch)
-        if held:
-            nessie.delete_branch(held)
+        release_lock(nessie, names)
     assert_lake_equals_source(platform, cdc_client)
 
 

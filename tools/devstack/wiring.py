@@ -201,6 +201,16 @@ def lake_differences(
     return result
 
 
+def lake_equals_source(stack: Stack, client_id: str) -> bool:
+    """Whether every table the client's source has is published as it is (False while
+    nothing is published yet: the lake schema does not exist)."""
+    try:
+        diffs = lake_differences(stack, client_id)
+    except ServiceError:
+        return False
+    return all(d == 0 and n == lake for n, lake, d in diffs.values())
+
+
 def _comparable(row: tuple[object, ...]) -> tuple[object, ...]:
     """Postgres' NUMERIC (the CDM's float) as the lake's double."""
     return tuple(float(v) if isinstance(v, Decimal) else v for v in row)
