@@ -290,6 +290,25 @@ def test_a_full_reload_login_reaches_trino_as_a_file_never_as_statement_text(
     assert rows == 40  # Trino logged in with it
     history = json.dumps(trino.query("select query from system.runtime.queries"), default=str)
     assert c.names.source_catalog in history and c.source.password not in history
+
+    # A drift check of a full-reload pipeline writes nothing either: the CDC parts it
+    # does not use are removed only if something of them is there.
+    writes = operator.metric("clientpipelines_writes_total")
+    reconciles = operator.metric("clientpipelines_reconciles_total")
+    core = client.CoreV1Api(kube_api)
+
+    def repairs() -> list[str]:  # a drift check's write shows as a Repaired Event
+        items = core.list_namespaced_event(namespace).items
+        return [f"{e.message} x{e.count}" for e in items if e.reason == "Repaired"]
+
+    repaired = repairs()
+    wait_for(
+        "a drift re-check",
+        lambda: operator.metric("clientpipelines_reconciles_total") >= reconciles + 4,
+        timeout=DRIFT_INTERVAL * 4,
+    )
+    assert operator.metric("clientpipelines_writes_total") == writes
+    assert repairs() == repaired
     c.delete()
     wait_for("the pipeline to go", lambda: c.get() is None, timeout=90)
     assert not login.exists()

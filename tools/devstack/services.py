@@ -274,6 +274,10 @@ def kafka_config(stack: Stack) -> Path:
     return conf
 
 
+# The Trino server's maximum heap (a JVM size, e.g. 8g); read when Trino starts.
+TRINO_HEAP_ENV = "DEVSTACK_TRINO_HEAP"
+
+
 def kafka_java(
     stack: Stack, arts: artifacts.Artifacts, heap: str, main: str, *args: str
 ) -> list[str]:
@@ -438,7 +442,10 @@ def trino_plan(stack: Stack, arts: artifacts.Artifacts, ep: Endpoints) -> Plan:
     argv = [
         str(java),
         "-server",
-        "-Xmx3g",
+        # Each catalog costs the coordinator about 2 MB of heap (its connector's JMX
+        # beans), and DROP CATALOG does not give all of it back: a stack for a
+        # thousand clients' catalogs (benchmarks/operator_reconcile.py) needs more.
+        f"-Xmx{os.environ.get(TRINO_HEAP_ENV, '3g')}",
         "-XX:+UseG1GC",
         "-XX:+ExitOnOutOfMemoryError",
         "-XX:-OmitStackTraceInFastThrow",

@@ -260,14 +260,21 @@ class TrinoClient:
             conn.close()
 
     def catalogs(self) -> set[str]:
-        return {row[0] for row in self.query("SHOW CATALOGS")}
+        # system.metadata.catalogs, not SHOW CATALOGS: the same list (filtered by the
+        # same access control), about 4x faster with hundreds of client catalogs,
+        # and every reconcile and removal asks (benchmarks/operator_reconcile.py).
+        return {row[0] for row in self.query("SELECT catalog_name FROM system.metadata.catalogs")}
+
+    def has_catalog(self, name: str) -> bool:
+        where = f"catalog_name = {quote_literal(name)}"  # quoted: one round trip, no PREPARE
+        return bool(self.query(f"SELECT 1 FROM system.metadata.catalogs WHERE {where}"))  # noqa: S608
 
     def create_catalog(self, name: str, connector: str, properties: Mapping[str, str]) -> None:
         self.query(create_catalog_sql(name, connector, properties))
 
     def drop_catalog(self, name: str) -> bool:
         """Drop `name`; False if it did not exist."""
-        if name not in self.catalogs():
+        if not self.has_catalog(name):
             return False
         self.query(f"DROP CATALOG IF EXISTS {quote_identifier(name)}")
         return True

@@ -162,17 +162,21 @@ def _write_private(path: Path, text: str) -> bool:
 
 
 def _delete_logins(ctx: PartContext, keep: str | None = None) -> bool:
-    """Delete the connector's login files (but `keep`); True once none is left."""
+    """Delete the connector's login files (but `keep`); True if one was there (a
+    removal step's "done": a full-reload pipeline's drift check runs this step every
+    time, and nothing deleted must not count, or show, as a write)."""
     folder = ctx.systems.settings.connect_credentials_dir
     if not folder:
-        return True
+        return False
+    deleted = False
     try:
         for path in Path(folder).glob(f"{ctx.spec.names.connector}.*.properties"):
-            if str(path) != keep:
+            if str(path) != keep and path.exists():
                 path.unlink(missing_ok=True)
+                deleted = True
     except OSError as exc:
         raise ServiceUnavailable("kafka-connect", f"deleting the connector's login: {exc}") from exc
-    return True
+    return deleted
 
 
 def _write_config(
