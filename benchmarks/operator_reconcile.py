@@ -39,7 +39,7 @@ from kubernetes import client, config
 
 from clientpipelines.clients.errors import Conflict
 from clientpipelines.clients.kafka_connect import KafkaConnectClient
-from clientpipelines.clients.nessie import NessieClient
+from clientpipelines.clients.nessie import NessieClient, Reference
 from clientpipelines.manifests import GROUP, LABEL_CLIENT, PLURAL, VERSION
 from clientpipelines.naming import ClientNames
 from clientpipelines.operator import desired
@@ -185,9 +185,7 @@ def clean_up(
 ) -> None:
     """Remove whatever is left of the clients `ids` and the sample `databases`.
 
-    What is left is found with one listing per system; a client is unwired (each
-    part's own removal, a dozen calls) only if something of it is, which keeps a
-    thousand clients' cleanup to seconds after the operator removed them."""
+    What is left is found with one listing per system, and only that is removed."""
     ep = stack.endpoints()
     catalogs, heads = ep.trino().catalogs(), _nessie_heads(ep.nessie())
     crons = {
@@ -196,20 +194,27 @@ def clean_up(
     }
     connect = KafkaConnectClient(ep.connect_url)
     connectors = set(connect.request("GET", "/connectors").json())
+    trino, nessie = ep.trino(), ep.nessie()
     for cid in ids:
         names = ClientNames(cid)
         if cid in crons:
             client.BatchV1Api(api).delete_collection_namespaced_cron_job(
                 namespace, label_selector=f"{LABEL_CLIENT}={cid}"
             )
-        if (
-            any(c in catalogs for c in desired.owned_catalog_names(cid))
-            or names.staging_branch in heads
-            or names.run_lock_branch in heads
-            or names.connector in connectors
-            or cid in databases
-        ):
+        if names.connector in connectors or cid in databases:
             unwire_client(stack, cid)
+            continue
+        # No connector, no database: catalogs, branches and a login file are all a
+        # full-reload pipeline made (unwiring each of a thousand would take minutes).
+        for catalog in desired.owned_catalog_names(cid):
+            if catalog in catalogs:
+                trino.drop_catalog(catalog)
+        for branch in (names.staging_branch, names.run_lock_branch):
+            if branch in heads:
+                nessie.delete_branch(Reference(branch, heads[branch]))
+        if ep.trino_credentials_dir:
+            login = Path(ep.trino_credentials_dir) / f"{names.source_catalog}.properties"
+            login.unlink(missing_ok=True)
     for cid in set(databases) - set(ids):
         unwire_client(stack, cid)
 
