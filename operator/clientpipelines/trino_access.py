@@ -154,12 +154,20 @@ class RulesFile:
         self.admins = tuple(admins)
         self.operator = operator
         self.fragments = path.with_name(path.name + ".d")
+        # The file as this object last wrote or checked it (inode, size, mtime): while
+        # it is still so and no fragment changed, it needs no render. Rendering reads
+        # every client's fragment: on each drift check of a thousand clients, that
+        # was O(clients) under one lock. Anyone else's write (another writer, an
+        # edit by hand) changes what stat() says, and the next check renders again.
+        self._known: tuple[int, int, int] | None = None
 
     def ensure(self, grant: ClientGrant) -> bool:
         """Grant the client's principals; True when the file changed."""
         with self._locked():
             fragment = self.fragments / f"{grant.client_id}.json"
             text = json.dumps(asdict(grant), sort_keys=True)
+            if fragment.exists() and fragment.read_text() == text and self._unchanged():
+                return False
             if not fragment.exists() or fragment.read_text() != text:
                 _replace(fragment, text)
             return self._render()
@@ -167,7 +175,10 @@ class RulesFile:
     def remove(self, client_id: str) -> bool:
         """Withdraw the client's grants; True when the file changed."""
         with self._locked():
-            (self.fragments / f"{client_id}.json").unlink(missing_ok=True)
+            fragment = self.fragments / f"{client_id}.json"
+            if not fragment.exists() and self._unchanged():
+                return False
+            fragment.unlink(missing_ok=True)
             return self._render()
 
     def refresh(self) -> bool:
@@ -190,10 +201,22 @@ class RulesFile:
             indent=1,
             sort_keys=True,
         )
-        if self.path.exists() and self.path.read_text() == text:
-            return False
-        _replace(self.path, text)
-        return True
+        changed = not (self.path.exists() and self.path.read_text() == text)
+        if changed:
+            _replace(self.path, text)
+        self._known = self._stat()
+        return changed
+
+    def _stat(self) -> tuple[int, int, int] | None:
+        try:
+            st = self.path.stat()
+        except FileNotFoundError:
+            return None
+        return (st.st_ino, st.st_size, st.st_mtime_ns)
+
+    def _unchanged(self) -> bool:
+        """Whether the file is as this object last rendered (or found) it."""
+        return self._known is not None and self._stat() == self._known
 
     @contextmanager
     def _locked(self) -> Iterator[None]:

@@ -120,3 +120,30 @@ def test_the_rules_file_changes_only_on_a_difference_and_keeps_every_writer(
     assert rules.remove("acme") is True
     assert "acme" not in path.read_text()
     assert rules.remove("acme") is False
+
+
+def test_a_check_of_an_unchanged_grant_reads_no_other_client_and_edits_are_repaired(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "rules.json"
+    rules = RulesFile(path, admins=["admin"], operator="op")
+    assert rules.ensure(A) is True
+    rendered = path.read_text()
+    # A drift check with nothing changed renders nothing: no other client's fragment
+    # is read (with a thousand clients, every check read them all under one lock).
+    monkeypatch.setattr(RulesFile, "grants", lambda _self: pytest.fail("rendered again"))
+    assert rules.ensure(A) is False
+    assert rules.remove("nobody") is False
+    monkeypatch.undo()
+    # Edited by hand, or deleted: the next check of any client writes it back.
+    path.write_text('{"catalogs": [{"allow": "all"}]}')
+    assert rules.ensure(A) is True
+    assert path.read_text() == rendered
+    path.unlink()
+    assert rules.ensure(A) is True
+    assert path.read_text() == rendered
+    # Another writer's grant is kept when this one checks again.
+    other = ClientGrant("beta", "system:serviceaccount:ns:beta-runner")
+    assert RulesFile(path, admins=["admin"], operator="op").ensure(other) is True
+    assert rules.ensure(A) is False
+    assert "beta" in path.read_text() and A.client_id in path.read_text()

@@ -9,6 +9,7 @@ withdrawn once the runs have stopped.
 
 from __future__ import annotations
 
+import functools
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,9 +30,13 @@ def rules_of(settings: Settings) -> RulesFile | None:
     """The Trino access rules the operator keeps (None: it keeps none)."""
     if not settings.trino_rules_file:
         return None
-    return RulesFile(
-        Path(settings.trino_rules_file), admins=settings.trino_admins, operator=settings.trino_user
-    )
+    return _rules_file(settings.trino_rules_file, tuple(settings.trino_admins), settings.trino_user)
+
+
+@functools.cache
+def _rules_file(path: str, admins: tuple[str, ...], operator: str) -> RulesFile:
+    """One per file in a process: it remembers the file as it last rendered it."""
+    return RulesFile(Path(path), admins=admins, operator=operator)
 
 
 def _ensure_identity(ctx: PartContext) -> list[str]:
