@@ -324,11 +324,11 @@ def test_nessie_restarting_mid_build_is_retried_and_the_run_publishes(
 class Continuous:
     """The runner in continuous mode, as a process whose output is read as it comes."""
 
-    def __init__(self, env: dict[str, str], interval: float) -> None:
+    def __init__(self, env: dict[str, str], interval: float, *extra: str) -> None:
         self.proc = subprocess.Popen(
             [
                 *(sys.executable, "-m", "clientpipelines.runner.cli", "run"),
-                *("--continuous", "--interval", str(interval)),
+                *("--continuous", "--interval", str(interval), *extra),
             ],
             env={**os.environ, **env},
             stdout=subprocess.PIPE,
@@ -347,6 +347,10 @@ class Continuous:
     @property
     def output(self) -> str:
         return "".join(self.lines)
+
+    def batches(self, outcome: str) -> int:
+        """How many batches ended with `outcome` (OUTCOMES' words) so far."""
+        return sum(1 for line in self.lines if line.startswith(f"summary: {outcome} in"))
 
     def wait_until(self, what: str, predicate: Callable[[], bool], timeout: float = 300) -> None:
         deadline = time.monotonic() + timeout
@@ -693,6 +697,55 @@ def test_elementary_reports_every_run_and_a_report_failure_never_blocks_publishi
     assert "warning: the Elementary report failed (publishing is not affected)" in unstored.stdout
     assert "NoSuchBucket" in unstored.stdout
     assert_lake_equals_source(platform, src)
+
+
+def test_continuous_batches_between_reports_give_elementary_only_their_failures(
+    platform: Stack, endpoints: Endpoints, trino_client: TrinoClient, person_client: ClientSource
+) -> None:
+    """Elementary's uploads cost seconds a build: a continuous batch that makes no
+    report skips them when green; a failed one uploads, reports and alerts as ever."""
+    if not DBT_PACKAGES.is_dir():
+        pytest.skip(f"Elementary's dbt package is expected in {DBT_PACKAGES} (shared data)")
+    src = person_client
+    names = ClientNames(src.client_id)
+    wait_for_cdc(platform, src.client_id)
+
+    def invocations() -> int:  # the builds whose results Elementary has, on main
+        ((count,),) = trino_client.query(
+            f"select count(*) from lake.{names.elementary_schema}.dbt_invocations"
+        )
+        return int(count)
+
+    with webhook_receiver() as slack:
+        env = {**contract(platform, src), "ELEMENTARY_SLACK_WEBHOOK": slack.url}
+        proc = Continuous(env, 1, "--packages-dir", str(DBT_PACKAGES))
+        try:
+            # The first batch makes a report; the next ones, for ten minutes, do not.
+            proc.wait_until("the first batch published", lambda: proc.batches("published") == 1)
+            reported = invocations()
+            SampleData(platform).apply_changes(src.client_id, count=10, seed=11)
+            proc.wait_until("a green batch published", lambda: proc.batches("published") == 2)
+            assert lake_equals_source(platform, src.client_id)
+            assert invocations() == reported  # it gave Elementary nothing
+            assert "Elementary report: not this batch" in proc.output
+
+            orphan_period(src, 800003)
+            proc.wait_until("a batch refused", lambda: proc.batches("failed") == 1)
+            proc.wait_until("its alerts", lambda: "Elementary's alerts sent" in proc.output)
+            # Elementary had the failed batch's results: its alert is that test's.
+            alerts = json.dumps(slack)
+            assert "*Test:* relationships | *Status:* fail" in alerts, alerts[:2000]
+            with psycopg.connect(src.dsn(), autocommit=True) as conn:
+                conn.execute("delete from observation_period where observation_period_id = 800003")
+            proc.wait_until("the fixed data published", lambda: proc.batches("published") == 3)
+            proc.proc.send_signal(signal.SIGTERM)
+            code = proc.proc.wait(timeout=300)
+            proc.reader.join(timeout=10)
+        finally:
+            proc.proc.kill()
+    assert code == 0, proc.output
+    assert "stopped after" in proc.output
+    assert lake_equals_source(platform, src.client_id)
 
 
 def test_reconcile_compares_the_published_tables_with_the_source(

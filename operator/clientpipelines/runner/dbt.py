@@ -21,6 +21,10 @@ ELEMENTARY = "elementary"
 # The environment variable that carries a run's batch id to dbt (macros/cdc.sql:
 # batch_id(); the var batch_id_env names it).
 BATCH_ID_ENV = "CLIENTPIPELINES_BATCH_ID"
+# The environment variable saying which builds' results go to Elementary: "failures"
+# for a build without a report (macros/elementary_uploads.sql; the var
+# elementary_uploads_env names it).
+UPLOADS_ENV = "CLIENTPIPELINES_ELEMENTARY_UPLOADS"
 # Tests that watch trends (Elementary's volume anomalies), not a batch's correctness:
 # they never block a publish, and continuous mode runs them only with a report.
 MONITOR_TAG = "monitor"
@@ -134,7 +138,11 @@ class DbtProject:
     ) -> None:
         workdir.mkdir(parents=True, exist_ok=True)
         self.dir = workdir / "dbt"
-        self.variables = {**variables, "batch_id_env": BATCH_ID_ENV}
+        self.variables = {
+            **variables,
+            "batch_id_env": BATCH_ID_ENV,
+            "elementary_uploads_env": UPLOADS_ENV,
+        }
         self.batch_id = batch_id
         onboarded = list(variables.get("tables") or [])
         stamp = self._stamp = workdir / "dbt.source"
@@ -191,8 +199,11 @@ class DbtProject:
         self.elementary = installed
         return installed
 
-    def invoke(self, args: list[str], *, quiet: bool = False) -> tuple[bool, list[Any]]:
-        """Run dbt in-process; returns success and the node results.
+    def invoke(
+        self, args: list[str], *, quiet: bool = False, env: dict[str, str] | None = None
+    ) -> tuple[bool, list[Any]]:
+        """Run dbt in-process, with `env` set meanwhile; returns success and the node
+        results.
 
         `self.last_elapsed` is then the command's execution time as dbt counts it
         (its nodes), without dbt's start and parse.
@@ -218,12 +229,15 @@ class DbtProject:
         argv = ["--no-use-colors", *argv]
         if quiet:
             argv = ["--quiet", *argv]
+        env = dict(env or {})
         if self.batch_id is not None:
-            os.environ[BATCH_ID_ENV] = self.batch_id
+            env[BATCH_ID_ENV] = self.batch_id
+        os.environ.update(env)
         try:
             result = dbtRunner().invoke(argv)
         finally:
-            os.environ.pop(BATCH_ID_ENV, None)
+            for name in env:
+                os.environ.pop(name, None)
         nodes = list(getattr(result.result, "results", None) or [])
         self.last_elapsed = float(getattr(result.result, "elapsed_time", 0.0) or 0.0)
         return bool(result.success), nodes
@@ -257,8 +271,10 @@ class DbtProject:
             excluded.append(f"package:{ELEMENTARY}")
         if excluded:
             args += ["--exclude", *excluded]
+        # Without a report, Elementary gets this build's results only if one failed.
+        env = {UPLOADS_ENV: "failures"} if not monitors and self.elementary else {}
         started = time.monotonic()
-        ok, nodes = self.invoke(args)
+        ok, nodes = self.invoke(args, env=env)
         nodes_s, paused = self.last_elapsed, 0.0
         for pause in BUILD_RETRY_PAUSES:
             retryable = _retryable(nodes)
@@ -270,7 +286,7 @@ class DbtProject:
             )
             time.sleep(pause)
             paused += pause
-            ok, again = self.invoke(["retry"])
+            ok, again = self.invoke(["retry"], env=env)
             nodes_s += self.last_elapsed
             # The retry's results replace the first ones for the nodes it re-ran.
             by_id = {n.node.unique_id: n for n in nodes}

@@ -534,8 +534,10 @@ def run(
 
 
 # Continuous mode: a published batch's Elementary report at most this often (edr
-# takes tens of seconds, which would hold back the next batch each time); every
-# batch's results are in Elementary's tables, so the next report shows them all.
+# takes tens of seconds, which would hold back the next batch each time). A batch
+# between reports gives Elementary its results only if a node failed or warned
+# (dbt/macros/elementary_uploads.sql: the uploads cost seconds a batch); a failed
+# batch makes its own report and alerts.
 CONTINUOUS_REPORT_SECONDS = 600.0
 # Continuous mode: after a batch that did not publish (a failed test, a service
 # down, another run holding the client) the next waits longer, doubling up to this.
