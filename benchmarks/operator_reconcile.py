@@ -1,7 +1,7 @@
 """Benchmark: ClientPipeline reconcile-to-Ready latency against the raw cost of its calls.
 
     uv run python benchmarks/operator_reconcile.py --n 1 --n 50
-    DEVSTACK_TRINO_HEAP=12g uv run python benchmarks/operator_reconcile.py \
+    DEVSTACK_TRINO_HEAP=14g uv run python benchmarks/operator_reconcile.py \
         --full-reload 1000 --drift-interval 300 --idle-seconds 330
 
 For each N it applies N ClientPipelines at once (`--n`: CDC pipelines, each with

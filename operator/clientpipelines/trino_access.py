@@ -154,12 +154,13 @@ class RulesFile:
         self.admins = tuple(admins)
         self.operator = operator
         self.fragments = path.with_name(path.name + ".d")
-        # The file as this object last wrote or checked it (inode, size, mtime): while
-        # it is still so and no fragment changed, it needs no render. Rendering reads
+        # The file and the fragments' folder as this object last rendered or checked
+        # them (stat): while both are still so, nothing needs a render. Rendering reads
         # every client's fragment: on each drift check of a thousand clients, that
         # was O(clients) under one lock. Anyone else's write (another writer, an
-        # edit by hand) changes what stat() says, and the next check renders again.
-        self._known: tuple[int, int, int] | None = None
+        # edit by hand of the file or of a fragment: a rename, create or unlink in
+        # the folder changes its stat) shows in stat(), and the next check renders.
+        self._known: tuple[int, ...] | None = None
 
     def ensure(self, grant: ClientGrant) -> bool:
         """Grant the client's principals; True when the file changed."""
@@ -196,6 +197,9 @@ class RulesFile:
         return found
 
     def _render(self) -> bool:
+        # Forgotten first: a render that fails after a fragment changed (a full disk,
+        # an unreadable fragment) must not look done to the next check.
+        self._known = None
         text = json.dumps(
             build_rules(admins=self.admins, operator=self.operator, clients=self.grants()),
             indent=1,
@@ -207,12 +211,15 @@ class RulesFile:
         self._known = self._stat()
         return changed
 
-    def _stat(self) -> tuple[int, int, int] | None:
+    def _stat(self) -> tuple[int, ...] | None:
         try:
-            st = self.path.stat()
+            st, folder = self.path.stat(), self.fragments.stat()
         except FileNotFoundError:
             return None
-        return (st.st_ino, st.st_size, st.st_mtime_ns)
+        return (
+            *(st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns),
+            *(folder.st_ino, folder.st_mtime_ns, folder.st_ctime_ns),
+        )
 
     def _unchanged(self) -> bool:
         """Whether the file is as this object last rendered (or found) it."""

@@ -302,9 +302,15 @@ def test_a_full_reload_login_reaches_trino_as_a_file_never_as_statement_text(
         return [f"{e.message} x{e.count}" for e in items if e.reason == "Repaired"]
 
     repaired = repairs()
+    # The counter is the operator's, for every pipeline: this one's timer has fired
+    # at least once when a drift interval has passed too.
+    checked_after = time.monotonic() + DRIFT_INTERVAL * 1.5
     wait_for(
         "a drift re-check",
-        lambda: operator.metric("clientpipelines_reconciles_total") >= reconciles + 4,
+        lambda: (
+            operator.metric("clientpipelines_reconciles_total") >= reconciles + 4
+            and time.monotonic() >= checked_after
+        ),
         timeout=DRIFT_INTERVAL * 4,
     )
     assert operator.metric("clientpipelines_writes_total") == writes

@@ -142,8 +142,27 @@ def test_a_check_of_an_unchanged_grant_reads_no_other_client_and_edits_are_repai
     path.unlink()
     assert rules.ensure(A) is True
     assert path.read_text() == rendered
+    # A client's fragment edited by hand: its own next check writes it back (the file
+    # Trino reads never had the edit); another's, deleted, shows in the folder's stat.
+    fragment = tmp_path / "rules.json.d" / f"{A.client_id}.json"
+    fragment.write_text('{"client_id": "acme", "runner": "someone-else", "readers": []}')
+    rules.ensure(A)
+    assert json.loads(fragment.read_text())["runner"] == A.runner
+    assert path.read_text() == rendered
+    beta = ClientGrant("beta", "system:serviceaccount:ns:beta-runner")
+    assert rules.ensure(beta) is True
+    (tmp_path / "rules.json.d" / "beta.json").unlink()
+    assert rules.ensure(A) is True
+    assert "beta" not in path.read_text()
+    # A render that fails after the fragment changed is done again by the next check.
+    grant = ClientGrant(A.client_id, A.runner, readers=("auditor",))
+    monkeypatch.setattr(RulesFile, "grants", lambda _self: (_ for _ in ()).throw(OSError("full")))
+    with pytest.raises(OSError):
+        rules.ensure(grant)
+    monkeypatch.undo()
+    assert rules.ensure(grant) is True
+    assert "auditor" in path.read_text()
     # Another writer's grant is kept when this one checks again.
-    other = ClientGrant("beta", "system:serviceaccount:ns:beta-runner")
-    assert RulesFile(path, admins=["admin"], operator="op").ensure(other) is True
-    assert rules.ensure(A) is False
+    assert RulesFile(path, admins=["admin"], operator="op").ensure(beta) is True
+    assert rules.ensure(grant) is False
     assert "beta" in path.read_text() and A.client_id in path.read_text()

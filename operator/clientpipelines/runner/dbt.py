@@ -232,12 +232,16 @@ class DbtProject:
         env = dict(env or {})
         if self.batch_id is not None:
             env[BATCH_ID_ENV] = self.batch_id
+        saved = {name: os.environ.get(name) for name in env}
         os.environ.update(env)
         try:
             result = dbtRunner().invoke(argv)
-        finally:
-            for name in env:
-                os.environ.pop(name, None)
+        finally:  # as it was before, set or not
+            for name, value in saved.items():
+                if value is None:
+                    os.environ.pop(name, None)
+                else:
+                    os.environ[name] = value
         nodes = list(getattr(result.result, "results", None) or [])
         self.last_elapsed = float(getattr(result.result, "elapsed_time", 0.0) or 0.0)
         return bool(result.success), nodes
