@@ -167,9 +167,10 @@ class RulesFile:
         with self._locked():
             fragment = self.fragments / f"{grant.client_id}.json"
             text = json.dumps(asdict(grant), sort_keys=True)
-            if fragment.exists() and fragment.read_text() == text and self._unchanged():
+            same = fragment.exists() and fragment.read_text() == text
+            if same and self._unchanged():
                 return False
-            if not fragment.exists() or fragment.read_text() != text:
+            if not same:
                 _replace(fragment, text)
             return self._render()
 
