@@ -385,12 +385,20 @@ def test_continuous_mode_runs_one_runner_that_publishes_and_stops_after_its_batc
 
     wait_for_cdc(stack, c.id)
     c.patch({"transform": {"mode": "continuous", "intervalSeconds": 2}})
-    # Not Ready until its runner is up: the Deployment's own status says so.
-    wait_for(
+    # Not Ready until its runner is up: the Deployment's own status says so. Nothing
+    # runs its Pod yet, so the reason is RunnerStarting until the deployment controller
+    # has reported, then RunnerUnavailable: a loaded machine can miss the first.
+    waiting = wait_for(
         "ScheduleReady to wait for the runner",
-        lambda: (condition(c.get(), "ScheduleReady") or {}).get("reason") == "RunnerStarting",
+        lambda: (
+            (found := condition(c.get(), "ScheduleReady"))
+            and found["reason"] in ("RunnerStarting", "RunnerUnavailable")
+            and found
+        ),
         timeout=60,
     )
+    assert waiting["status"] == "False", waiting
+    assert c.names.continuous_runner in waiting["message"], waiting
     outcome: list[int] = []
     runner = threading.Thread(
         target=lambda: outcome.append(
