@@ -7,11 +7,17 @@ import secrets
 
 import kopf
 
-from clientpipelines.operator import handlers  # noqa: F401 - registers the handlers
+from clientpipelines.operator import (
+    handlers,  # noqa: F401 - registers the handlers
+    memory,
+)
 from clientpipelines.operator.settings import Settings
 
 
 def main() -> None:
+    # Before kopf starts its worker threads: each would otherwise get an arena.
+    memory.limit_arenas()
+    memory.start_trimming()
     settings = Settings.from_env()
     # LOG_FORMAT=json gives one JSON object per line (with the object's namespace
     # and name), for log shippers; the default is kopf's plain format.
