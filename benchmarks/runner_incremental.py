@@ -295,6 +295,11 @@ def print_phases(m: Measured, args: argparse.Namespace) -> dict[str, dict[str, f
     return {k: {p: round(v, 2) for p, v in phases.items()} for k, phases in kinds.items()}
 
 
+def _median(values: list[float]) -> float | None:
+    """Rounded median; None when nothing was timed (`--repeat 0`: continuous mode only)."""
+    return round(statistics.median(values), 1) if values else None
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=1_000_000)
@@ -353,15 +358,17 @@ def main() -> int:
         "changes": args.changes,
         "elementary": bool(args.packages_dir),
         "first_run_s": round(m.first, 1),
-        "incremental_run_s": round(statistics.median(incremental), 1),
+        "incremental_run_s": _median(incremental),
         "incremental_runs_s": [round(t, 1) for t in incremental],
-        "full_refresh_s": round(statistics.median(full), 1),
+        "full_refresh_s": _median(full),
         "full_refreshes_s": [round(t, 1) for t in full],
-        "speedup_full_over_incremental": round(
-            statistics.median(full) / statistics.median(incremental), 1
+        "speedup_full_over_incremental": (
+            round(statistics.median(full) / statistics.median(incremental), 1)
+            if incremental and full
+            else None
         ),
         "small_changes": args.small_changes,
-        "small_to_published_s": round(statistics.median(m.small), 1) if m.small else None,
+        "small_to_published_s": _median(m.small),
         "freshness_samples": len(lags),
         "freshness_rate_per_s": args.freshness_rate,
         "freshness_p50_s": round(percentile(lags, 0.5), 3) if lags else None,
@@ -381,8 +388,9 @@ def main() -> int:
         f"{'speedup':>8} {'fresh p50 s':>12} {'fresh p95 s':>12}"
     )
     print(
-        f"{result['rows']:>9} {result['changes']:>8} {result['incremental_run_s']:>14} "
-        f"{result['full_refresh_s']:>15} {result['speedup_full_over_incremental']:>8} "
+        f"{result['rows']:>9} {result['changes']:>8} {result['incremental_run_s'] or '-':>14} "
+        f"{result['full_refresh_s'] or '-':>15} "
+        f"{result['speedup_full_over_incremental'] or '-':>8} "
         f"{result['freshness_p50_s'] or '-':>12} {result['freshness_p95_s'] or '-':>12}"
     )
     result["phases"] = print_phases(m, args)
