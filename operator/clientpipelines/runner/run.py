@@ -78,6 +78,17 @@ def _new_run_id() -> str:
 
 
 @dataclass(frozen=True)
+class Checked:
+    """New changes counted on main before a continuous batch took the lock: its run
+    uses them when main has not moved since (else it counts again)."""
+
+    main_hash: str
+    count: int
+    # Per table, the filters selecting the new Kafka messages (as new_changes gives).
+    filters: dict[str, list[str]]
+
+
+@dataclass(frozen=True)
 class RunOptions:
     """How this one run goes (command-line flags), beside what the operator said (RunConfig)."""
 
@@ -101,6 +112,8 @@ class RunOptions:
     # its monitors (volume anomalies: tagged MONITOR_TAG) in the build; continuous
     # mode has both only every CONTINUOUS_REPORT_SECONDS.
     report: bool = True
+    # Continuous mode: what its check before the lock found, not read twice.
+    checked: Checked | None = None
 
 
 class RunFailed(Exception):
@@ -144,6 +157,8 @@ class Run:
         self.changed_keys: int | None = None
         self.step_no = 0
         self.full_refresh = options.full_refresh
+        # Main's head when staging was reset to it.
+        self.main_hash: str | None = None
         # Per table, the filters selecting this batch's new Kafka messages (CDC).
         self.batch_filters: dict[str, list[str]] = {}
         # Seconds per phase, in the order they ran (printed last: PHASES_PREFIX), and
@@ -177,6 +192,7 @@ class Run:
     def reset_staging(self) -> Reference:
         """Point the staging branch at main's head (expected-hash assign), creating it if needed."""
         main = self._main()
+        self.main_hash = main.hash
         staging = self.nessie.get_reference(self.names.staging_branch)
         if staging is None:
             self.nessie.create_branch(self.names.staging_branch, main)
@@ -192,7 +208,14 @@ class Run:
         """
         if not self.config.cdc:
             return None
+        checked = self.options.checked
         try:
+            if not self.full_refresh and checked and checked.main_hash == self.main_hash:
+                # Main has not moved since they were counted: the watermarks are the
+                # same, and so are the new messages' filters (offsets open-ended).
+                self.batch_filters.update(checked.filters)
+                _say(f"{checked.count} new change(s), as counted before the lock (main unchanged)")
+                return checked.count
             if not self.full_refresh:
                 return new_changes(self.trino, self.config, _say, self.batch_filters)
         except RebuildNeeded as exc:
@@ -544,17 +567,22 @@ CONTINUOUS_REPORT_SECONDS = 600.0
 CONTINUOUS_MAX_PAUSE = 300.0
 
 
-def may_have_changes(config: RunConfig, checker: Run) -> bool:
-    """Before taking the lock: whether there may be new changes (True when unsure).
+def changes_on_main(config: RunConfig, checker: Run) -> Checked | None:
+    """Before taking the lock: the new changes beyond the watermark published on main
+    (the lake catalog; staging may hold another run's unpublished batch); None when
+    unsure (the batch then counts them itself).
 
-    Read-only, so an idle pipeline in continuous mode writes nothing: Kafka's
-    offsets against the watermark published on main (the lake catalog; staging
-    may hold another run's unpublished batch).
+    Read-only, so an idle pipeline in continuous mode writes nothing.
     """
     try:
-        return new_changes(checker.trino, config, lambda _line: None, {}, LAKE_CATALOG) != 0
-    except (RebuildNeeded, HeadExpired, ServiceError):
-        return True
+        # Main's head first: if it is the same once the lock is held, main did not
+        # move while the count was read (a publish makes a new commit).
+        main = checker._main()
+        filters: dict[str, list[str]] = {}
+        count = new_changes(checker.trino, config, lambda _line: None, filters, LAKE_CATALOG)
+    except (RebuildNeeded, HeadExpired, ServiceError, RunFailed):
+        return None
+    return Checked(main.hash, count, filters)
 
 
 class _Stop:
@@ -606,7 +634,8 @@ def run_continuously(
         while not stop.requested:
             started = time.monotonic()
             checker = checker or Run(config, options)  # its scratch serves every batch
-            if clean and batches and not may_have_changes(config, checker):
+            checked = changes_on_main(config, checker) if clean and batches else None
+            if checked is not None and checked.count == 0:
                 stop.sleep(interval)
                 continue
             report_due = time.monotonic() - reported >= CONTINUOUS_REPORT_SECONDS
@@ -615,6 +644,7 @@ def run_continuously(
                 run_id=f"{options.run_id}-{batches:06d}",
                 report=report_due,
                 own_lock_prefix=f"{options.run_id}-",
+                checked=checked,
             )
             if batches:
                 batch = dataclasses.replace(batch, full_refresh=False, break_lock=False)
