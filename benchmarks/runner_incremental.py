@@ -295,6 +295,10 @@ def print_phases(m: Measured, args: argparse.Namespace) -> dict[str, dict[str, f
     return {k: {p: round(v, 2) for p, v in phases.items()} for k, phases in kinds.items()}
 
 
+def _shown(value: object) -> object:
+    return "-" if value is None else value
+
+
 def _median(values: list[float]) -> float | None:
     """Rounded median; None when nothing was timed (`--repeat 0`: continuous mode only)."""
     return round(statistics.median(values), 1) if values else None
@@ -388,9 +392,9 @@ def main() -> int:
         f"{'speedup':>8} {'fresh p50 s':>12} {'fresh p95 s':>12}"
     )
     print(
-        f"{result['rows']:>9} {result['changes']:>8} {result['incremental_run_s'] or '-':>14} "
-        f"{result['full_refresh_s'] or '-':>15} "
-        f"{result['speedup_full_over_incremental'] or '-':>8} "
+        f"{result['rows']:>9} {result['changes']:>8} {_shown(result['incremental_run_s']):>14} "
+        f"{_shown(result['full_refresh_s']):>15} "
+        f"{_shown(result['speedup_full_over_incremental']):>8} "
         f"{result['freshness_p50_s'] or '-':>12} {result['freshness_p95_s'] or '-':>12}"
     )
     result["phases"] = print_phases(m, args)

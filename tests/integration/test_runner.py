@@ -409,9 +409,9 @@ def test_continuous_mode_publishes_only_green_batches_and_stops_on_sigterm(
     full_parses = [line for line in output.splitlines() if "Unable to do partial parsing" in line]
     assert len(full_parses) == 1, full_parses
     assert "saved manifest not found" in full_parses[0]
-    # A batch uses the count of new changes made before it took the lock when main
-    # has not moved since, rather than reading Kafka's offsets twice.
-    assert "as counted before the lock (main unchanged)" in output
+    # A batch uses the count of new changes made before it took the lock when the
+    # watermarks are the same, rather than reading Kafka's offsets twice.
+    assert "as counted before the lock (watermarks unchanged)" in output
     # Every batch's lock was released; nothing holds the client.
     assert endpoints.nessie().get_reference(names.run_lock_branch) is None
 

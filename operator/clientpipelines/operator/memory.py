@@ -12,7 +12,6 @@ top) to the system. Elsewhere than glibc (musl, macOS) both are no-ops.
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import logging
 import threading
 import time
@@ -30,13 +29,8 @@ TRIM_INTERVAL = 60.0
 
 @cache
 def _glibc() -> ctypes.CDLL | None:
-    name = ctypes.util.find_library("c")
-    if name is None:
-        return None
-    try:
-        libc = ctypes.CDLL(name)
-    except OSError:
-        return None
+    # The process's own symbols, the C library's among them (no search for its file).
+    libc = ctypes.CDLL(None)
     # musl and macOS have neither.
     return libc if hasattr(libc, "mallopt") and hasattr(libc, "malloc_trim") else None
 

@@ -43,6 +43,7 @@ from clientpipelines.runner.watermark import (
     HeadExpired,
     RebuildNeeded,
     check_complete,
+    current_filters,
     new_changes,
 )
 
@@ -80,12 +81,15 @@ def _new_run_id() -> str:
 @dataclass(frozen=True)
 class Checked:
     """New changes counted on main before a continuous batch took the lock: its run
-    uses them when main has not moved since (else it counts again)."""
+    uses them when the watermarks are still the same (else it counts again)."""
 
-    main_hash: str
     count: int
     # Per table, the filters selecting the new Kafka messages (as new_changes gives).
     filters: dict[str, list[str]]
+    # What the count said (a topic that now starts after the watermark).
+    notes: tuple[str, ...]
+    # When (time.monotonic): an older count is not used, the topics' checks with it.
+    at: float
 
 
 @dataclass(frozen=True)
@@ -157,8 +161,6 @@ class Run:
         self.changed_keys: int | None = None
         self.step_no = 0
         self.full_refresh = options.full_refresh
-        # Main's head when staging was reset to it.
-        self.main_hash: str | None = None
         # Per table, the filters selecting this batch's new Kafka messages (CDC).
         self.batch_filters: dict[str, list[str]] = {}
         # Seconds per phase, in the order they ran (printed last: PHASES_PREFIX), and
@@ -192,7 +194,6 @@ class Run:
     def reset_staging(self) -> Reference:
         """Point the staging branch at main's head (expected-hash assign), creating it if needed."""
         main = self._main()
-        self.main_hash = main.hash
         staging = self.nessie.get_reference(self.names.staging_branch)
         if staging is None:
             self.nessie.create_branch(self.names.staging_branch, main)
@@ -210,11 +211,14 @@ class Run:
             return None
         checked = self.options.checked
         try:
-            if not self.full_refresh and checked and checked.main_hash == self.main_hash:
-                # Main has not moved since they were counted: the watermarks are the
-                # same, and so are the new messages' filters (offsets open-ended).
+            if not self.full_refresh and checked and self._still_holds(checked):
+                for note in checked.notes:
+                    _say(note)
                 self.batch_filters.update(checked.filters)
-                _say(f"{checked.count} new change(s), as counted before the lock (main unchanged)")
+                _say(
+                    f"at least {checked.count} new change(s), as counted before the lock"
+                    " (watermarks unchanged)"
+                )
                 return checked.count
             if not self.full_refresh:
                 return new_changes(self.trino, self.config, _say, self.batch_filters)
@@ -223,6 +227,18 @@ class Run:
             self.summary.append(f"{exc}: full refresh")
         check_complete(self.trino, self.config)
         return None
+
+    def _still_holds(self, checked: Checked) -> bool:
+        """Whether the count made before the lock is this batch's: made moments ago,
+        against the same watermarks (another run may have published meanwhile; main
+        is every client's, so its head says nothing of this one's tables). The
+        filters are open-ended, so they select what arrived since too."""
+        if time.monotonic() - checked.at > CHECKED_FOR_SECONDS:
+            return False
+        try:
+            return current_filters(self.trino, self.config) == checked.filters
+        except ServiceError:
+            return False  # counted again, which says what is wrong
 
     def check_columns(self) -> None:
         """Every onboarded table has the CDM's columns (runner/drift.py), or nothing is built."""
@@ -562,6 +578,10 @@ def run(
 # (dbt/macros/elementary_uploads.sql: the uploads cost seconds a batch); a failed
 # batch makes its own report and alerts.
 CONTINUOUS_REPORT_SECONDS = 600.0
+# Continuous mode: how long the count of new changes made before the lock may serve
+# its batch. It takes the lock at once unless told to wait for it; an older
+# count is made again, with its checks that the topics are the ones loaded.
+CHECKED_FOR_SECONDS = 10.0
 # Continuous mode: after a batch that did not publish (a failed test, a service
 # down, another run holding the client) the next waits longer, doubling up to this.
 CONTINUOUS_MAX_PAUSE = 300.0
@@ -574,15 +594,14 @@ def changes_on_main(config: RunConfig, checker: Run) -> Checked | None:
 
     Read-only, so an idle pipeline in continuous mode writes nothing.
     """
+    at = time.monotonic()
+    filters: dict[str, list[str]] = {}
+    notes: list[str] = []
     try:
-        # Main's head first: if it is the same once the lock is held, main did not
-        # move while the count was read (a publish makes a new commit).
-        main = checker._main()
-        filters: dict[str, list[str]] = {}
-        count = new_changes(checker.trino, config, lambda _line: None, filters, LAKE_CATALOG)
-    except (RebuildNeeded, HeadExpired, ServiceError, RunFailed):
+        count = new_changes(checker.trino, config, notes.append, filters, LAKE_CATALOG)
+    except (RebuildNeeded, HeadExpired, ServiceError):
         return None
-    return Checked(main.hash, count, filters)
+    return Checked(count, filters, tuple(notes), at)
 
 
 class _Stop:
